@@ -1,0 +1,47 @@
+"""Cypher: zero-knowledge login with OPAQUE, TOTP and PASETO sessions, as one Flask application."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from cypher.config import load_config
+from cypher.http import register_error_handlers
+from cypher.keys import load_or_create_keyring
+from cypher.services.clock import system_clock
+from cypher.store import Store
+from cypher.store.migrate import upgrade
+from cypher.wiring import EXTENSION_NAME, build_services
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application. `config` overrides the CYPHER_* environment (tests use it)."""
+    app = Flask(__name__, instance_path=os.environ.get("CYPHER_INSTANCE_PATH") or None)
+    app.config.update(load_config(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # The instance folder holds the keys and the SQLite database: owner only.
+    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    keyring = load_or_create_keyring(Path(app.config["KEYS_FILE"]))
+    store = Store(app.config["DATABASE_URL"])
+    if app.config["MIGRATE_ON_START"]:
+        upgrade(store.engine)
+    clock = app.config.get("CLOCK", system_clock)
+    app.extensions[EXTENSION_NAME] = build_services(app.config, keyring, store, clock)
+
+    register_error_handlers(app)
+    from cypher.blueprints import gateway, opaque
+
+    app.register_blueprint(opaque.bp)
+    app.register_blueprint(gateway.bp)
+
+    from cypher.cli import register_commands
+
+    register_commands(app)
+    return app

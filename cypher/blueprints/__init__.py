@@ -1,0 +1,1 @@
+"""Thin HTTP adapters: parse and validate the request, call one service, shape the response."""

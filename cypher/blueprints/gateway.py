@@ -1,0 +1,24 @@
+"""Operations endpoints (API.md: Gateway and operations)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+
+from cypher.http import error_response
+from cypher.wiring import services
+
+bp = Blueprint("gateway", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    try:
+        services().store.ping()
+    except SQLAlchemyError as error:
+        log.warning("health check: database unreachable: %s", type(error).__name__)
+        return error_response(503, "database_unavailable", "The database cannot be reached.")
+    return jsonify(status="ok")

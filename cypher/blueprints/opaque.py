@@ -1,0 +1,91 @@
+"""OPAQUE registration and login over HTTP (API.md: Registration, Login)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from cypher.http import base64url_field, encode_base64url, json_body, string_field
+from cypher.services.opaque_protocol import (
+    KE1_BYTES,
+    KE3_BYTES,
+    REGISTRATION_RECORD_BYTES,
+    REGISTRATION_REQUEST_BYTES,
+)
+from cypher.wiring import services
+
+bp = Blueprint("opaque", __name__)
+
+PASS_AUTH_COOKIE = "cypher_pass_auth"
+# libopaque's fixed key stretching function, which the browser must use too.
+KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "parallelism": 1}}
+MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
+MAX_LOGIN_ID_FIELD = 128
+
+
+@bp.post("/register/init")
+def register_init() -> Response:
+    body = json_body()
+    started = services().opaque.start_registration(
+        string_field(body, "username", MAX_USERNAME_FIELD),
+        base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES),
+    )
+    return jsonify(
+        username=started.username,
+        serverId=started.server_id,
+        registrationResponse=encode_base64url(started.registration_response),
+    )
+
+
+@bp.post("/register/finish")
+def register_finish() -> tuple[Response, int]:
+    body = json_body()
+    finished = services().opaque.finish_registration(
+        string_field(body, "username", MAX_USERNAME_FIELD),
+        base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
+    )
+    enrollment = finished.enrollment
+    return jsonify(
+        username=finished.username, enrollmentToken=enrollment.token, expiresIn=enrollment.lifetime_seconds
+    ), 201
+
+
+@bp.post("/login/init")
+def login_init() -> Response:
+    body = json_body()
+    started = services().opaque.start_login(
+        string_field(body, "username", MAX_USERNAME_FIELD),
+        base64url_field(body, "startLoginRequest", KE1_BYTES),
+    )
+    return jsonify(
+        loginId=started.login_id,
+        username=started.username,
+        serverId=started.server_id,
+        loginResponse=encode_base64url(started.login_response),
+    )
+
+
+@bp.post("/login/finish")
+def login_finish() -> Response:
+    body = json_body()
+    finished = services().opaque.finish_login(
+        string_field(body, "loginId", MAX_LOGIN_ID_FIELD),
+        base64url_field(body, "finishLoginRequest", KE3_BYTES),
+    )
+    pass_auth = finished.pass_auth
+    response = jsonify(username=finished.username, passAuthToken=pass_auth.token, expiresIn=pass_auth.lifetime_seconds)
+    response.set_cookie(
+        PASS_AUTH_COOKIE,
+        pass_auth.token,
+        max_age=pass_auth.lifetime_seconds,
+        path="/totp",
+        secure=current_app.config["COOKIE_SECURE"],
+        httponly=True,
+        samesite="Strict",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/api/opaque-config")
+def opaque_config() -> Response:
+    return jsonify(serverId=services().opaque.server_id, keyStretching=KEY_STRETCHING)

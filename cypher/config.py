@@ -1,0 +1,67 @@
+"""Every setting of Cypher, read from CYPHER_* environment variables, with its default.
+
+Each setting is documented in docs/configuration.md. `load_config()` returns a plain dict that
+`create_app()` merges into `app.config`; a test passes its own dict on top.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting has a value Cypher cannot use."""
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every CYPHER_* setting; paths default into the instance folder."""
+    env = os.environ if environ is None else environ
+    mode = env.get("CYPHER_ENV", "development")
+    if mode not in {"development", "production", "testing"}:
+        raise ConfigError(f"CYPHER_ENV must be development, production or testing, not {mode!r}")
+    return {
+        "CYPHER_ENV": mode,
+        "DATABASE_URL": env.get("CYPHER_DATABASE_URL") or f"sqlite:///{instance_path / 'cypher.db'}",
+        "KEYS_FILE": env.get("CYPHER_KEYS_FILE") or str(instance_path / "keys.json"),
+        # The OPAQUE server identity; clients bind it into every login, so changing it breaks
+        # every stored account. Production must set it to the public host name.
+        "SERVER_ID": env.get("CYPHER_SERVER_ID") or "localhost",
+        "MAX_CONTENT_LENGTH": _integer(env, "CYPHER_MAX_BODY_BYTES", 64 * 1024),
+        "LOGIN_STATE_TTL": _integer(env, "CYPHER_LOGIN_TTL", 60),
+        "REGISTRATION_STATE_TTL": _integer(env, "CYPHER_REGISTRATION_TTL", 300),
+        "PENDING_TTL": _integer(env, "CYPHER_PENDING_TTL", 300),
+        "PASS_AUTH_TTL": _integer(env, "CYPHER_PASS_AUTH_TTL", 180),
+        "ENROLL_TTL": _integer(env, "CYPHER_ENROLL_TTL", 300),
+        "ACCESS_TTL": _integer(env, "CYPHER_ACCESS_TTL", 900),
+        "REFRESH_TTL": _integer(env, "CYPHER_REFRESH_TTL", 30 * 24 * 3600),
+        "COOKIE_SECURE": _boolean(env, "CYPHER_COOKIE_SECURE", mode != "development"),
+        "MIGRATE_ON_START": _boolean(env, "CYPHER_MIGRATE_ON_START", True),
+    }

@@ -1,0 +1,113 @@
+"""The HTTP conventions of API.md: JSON bodies, base64url fields, and the one error shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from cypher.services.errors import CypherError, InvalidMessage, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_username": 400,
+    "invalid_message": 400,
+    "invalid_credentials": 401,
+    "invalid_token": 401,
+    "token_expired": 401,
+    "account_pending": 403,
+    "username_taken": 409,
+    "registration_expired": 410,
+    "login_expired": 410,
+}
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": message, "code": code})
+    response.status_code = status
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest."""
+    if not request.is_json:
+        raise InvalidRequest("Send a JSON object with Content-Type: application/json.")
+    raw = request.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name} is required and must be a string.")
+    if len(value) > max_length:
+        raise InvalidRequest(f"{name} is too long.")
+    return value
+
+
+def base64url_field(body: dict[str, Any], name: str, decoded_length: int) -> bytes:
+    """A field holding exactly decoded_length bytes as unpadded base64url; else InvalidMessage."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} is required and must be a base64url string.")
+    if len(value) != _base64url_length(decoded_length) or not _BASE64URL.fullmatch(value):
+        raise InvalidMessage(f"{name} must be {decoded_length} bytes as unpadded base64url.")
+    try:
+        decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidMessage(f"{name} is not valid base64url.") from None
+    if encode_base64url(decoded) != value:  # non-canonical trailing bits
+        raise InvalidMessage(f"{name} is not canonical base64url.")
+    return decoded
+
+
+def encode_base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _base64url_length(byte_count: int) -> int:
+    full, rest = divmod(byte_count, 3)
+    return full * 4 + (rest + 1 if rest else 0)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CypherError)
+    def _cypher_error(error: CypherError) -> Response:
+        return error_response(STATUS_BY_CODE.get(error.code, 400), error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = {
+            400: "invalid_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+            415: "unsupported_media_type",
+        }.get(status, "http_error")
+        response = error_response(status, code, error.description or error.name)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # Logged with its traceback for the operator; the client learns nothing about it.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Internal server error.")

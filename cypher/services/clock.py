@@ -1,0 +1,25 @@
+"""Time as the services see it: a callable returning an aware UTC datetime, so tests can move it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ManualClock:
+    """A clock that stands still until told to move; for tests and benchmarks."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or system_clock()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

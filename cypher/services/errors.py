@@ -1,0 +1,67 @@
+"""The domain's refusals. Each carries the API's machine code and a message for a person.
+
+Blueprints turn them into `{"error": message, "code": code}` with the status that
+cypher/http.py assigns to the code; services know nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+
+class CypherError(Exception):
+    code: str = "bad_request"
+    message: str = "The request could not be processed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+class InvalidRequest(CypherError):
+    code = "invalid_request"
+    message = "The request is malformed."
+
+
+class InvalidUsername(CypherError):
+    code = "invalid_username"
+    message = "A username is 3 to 64 characters: ASCII letters, digits, '.', '_', '-' or '@'."
+
+
+class InvalidMessage(CypherError):
+    code = "invalid_message"
+    message = "The OPAQUE message is malformed."
+
+
+class UsernameTaken(CypherError):
+    code = "username_taken"
+    message = "This username is taken."
+
+
+class RegistrationExpired(CypherError):
+    code = "registration_expired"
+    message = "The registration has expired; start again."
+
+
+class LoginExpired(CypherError):
+    code = "login_expired"
+    message = "The login has expired or was already used; start again."
+
+
+class InvalidCredentials(CypherError):
+    code = "invalid_credentials"
+    message = "Invalid username or password."
+
+
+class AccountPending(CypherError):
+    code = "account_pending"
+    message = "This account has not finished TOTP enrolment."
+
+
+class InvalidToken(CypherError):
+    code = "invalid_token"
+    message = "The token is invalid."
+
+
+class TokenExpired(InvalidToken):
+    code = "token_expired"
+    message = "The token has expired."

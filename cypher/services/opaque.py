@@ -1,0 +1,168 @@
+"""OPAQUE registration and login: the protocol steps, their stored state, and the tokens they earn.
+
+Registration: start (OPRF evaluation, server secret kept sealed for REGISTRATION_STATE_TTL) and
+finish (the client's record joins the secret; the account exists, pending, with an enrolment
+token). Login: start (KE2 from the stored record, or from a fake record for an unknown name) and
+finish (KE3 checked once; an active account gets a pass-auth token for the TOTP step).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ParamSpec, TypeVar
+
+from cypher.services.accounts import STATUS_ACTIVE, canonical_username
+from cypher.services.clock import Clock
+from cypher.services.errors import (
+    AccountPending,
+    InvalidCredentials,
+    InvalidMessage,
+    LoginExpired,
+    RegistrationExpired,
+    UsernameTaken,
+)
+from cypher.services.opaque_protocol import (
+    KE3_BYTES,
+    OpaqueProtocol,
+    OpaqueProtocolError,
+)
+from cypher.services.sealing import Sealer, SealedValue
+from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
+from cypher.store import Store, StoreConflict
+
+# What a sealed value holds, bound into its associated data.
+SEALED_OPAQUE_RECORD = "opaque_record"
+SEALED_REGISTRATION_SECRET = "registration_secret"
+SEALED_LOGIN_AUTH = "login_expected_auth"
+
+LOGIN_ID_BYTES = 32
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RegistrationStarted:
+    username: str
+    server_id: str
+    registration_response: bytes
+
+
+@dataclass(frozen=True)
+class RegistrationFinished:
+    username: str
+    enrollment: MintedToken
+
+
+@dataclass(frozen=True)
+class LoginStarted:
+    login_id: str
+    username: str
+    server_id: str
+    login_response: bytes
+
+
+@dataclass(frozen=True)
+class LoginFinished:
+    username: str
+    pass_auth: MintedToken
+
+
+@dataclass(frozen=True)
+class OpaqueLifetimes:
+    registration_state: timedelta
+    login_state: timedelta
+    pending_account: timedelta
+
+
+class OpaqueService:
+    def __init__(
+        self, store: Store, protocol: OpaqueProtocol, sealer: Sealer, tokens: TokenService,
+        clock: Clock, lifetimes: OpaqueLifetimes,
+    ) -> None:
+        self._store = store
+        self._protocol = protocol
+        self._sealer = sealer
+        self._tokens = tokens
+        self._clock = clock
+        self._lifetimes = lifetimes
+
+    @property
+    def server_id(self) -> str:
+        return self._protocol.server_id
+
+    def start_registration(self, raw_username: object, registration_request: bytes) -> RegistrationStarted:
+        username = canonical_username(raw_username)
+        server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
+        now = self._clock()
+        sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+        try:
+            self._store.begin_registration(
+                username, sealed_secret, now, self._lifetimes.registration_state,
+                pending_cutoff=now - self._lifetimes.pending_account,
+            )
+        except StoreConflict:
+            # An account, or another registration still in flight, holds the name. A second
+            # registration must not replace the first: its record would not match the kept secret.
+            raise UsernameTaken() from None
+        return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
+
+    def finish_registration(self, raw_username: object, registration_record: bytes) -> RegistrationFinished:
+        username = canonical_username(raw_username)
+        # Check the record before the state is spent, so a malformed one can be sent again.
+        _protocol_call(self._protocol.check_registration_record, registration_record)
+
+        def seal_user_record(sealed_secret: SealedValue) -> SealedValue:
+            server_secret = self._sealer.open(sealed_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+            record = self._protocol.user_record(server_secret, registration_record)
+            return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
+
+        try:
+            user = self._store.finish_registration(username, self._clock(), seal_user_record)
+        except StoreConflict:
+            raise UsernameTaken() from None
+        if user is None:
+            raise RegistrationExpired()
+        return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
+
+    def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
+        username = canonical_username(raw_username)
+        user = self._store.find_user(username)
+        if user is None:
+            record = self._protocol.fake_user_record(username)
+        else:
+            record = self._sealer.open(user.opaque_record, username=username, purpose=SEALED_OPAQUE_RECORD)
+        response = _protocol_call(self._protocol.login_response, ke1, record, username)
+        login_id = secrets.token_urlsafe(LOGIN_ID_BYTES)
+        sealed_auth = self._sealer.seal(response.expected_client_auth, username=username, purpose=SEALED_LOGIN_AUTH)
+        self._store.create_login_state(
+            login_id, username, None if user is None else user.id, sealed_auth, self._clock(), self._lifetimes.login_state
+        )
+        return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
+
+    def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
+        if len(ke3) != KE3_BYTES:
+            raise InvalidMessage(f"finishLoginRequest must be {KE3_BYTES} bytes, not {len(ke3)}")
+        state = self._store.take_login_state(login_id)
+        if state is None or state.expires_at <= self._clock():
+            raise LoginExpired()
+        expected = self._sealer.open(state.expected_client_auth, username=state.username, purpose=SEALED_LOGIN_AUTH)
+        if not self._protocol.client_authenticated(expected, ke3) or state.user_id is None:
+            raise InvalidCredentials()
+        user = self._store.user_by_id(state.user_id)
+        if user is None or user.username != state.username:
+            raise InvalidCredentials()  # the account was deleted while the login was in flight
+        if user.status != STATUS_ACTIVE:
+            raise AccountPending()
+        return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
+
+
+def _protocol_call(function: Callable[P, R], *arguments: P.args, **keywords: P.kwargs) -> R:
+    """Call into libopaque, turning its refusals into the API's invalid_message."""
+    try:
+        return function(*arguments, **keywords)
+    except OpaqueProtocolError as error:
+        raise InvalidMessage(str(error)) from None

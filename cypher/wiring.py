@@ -1,0 +1,65 @@
+"""Build the services of one application from its config, and find them during a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+
+from cypher.keys import KeyPurpose, KeyRing
+from cypher.services.clock import Clock
+from cypher.services.opaque import OpaqueLifetimes, OpaqueService
+from cypher.services.opaque_protocol import OpaqueProtocol
+from cypher.services.sealing import Sealer
+from cypher.services.tokens import TokenPurpose, TokenService
+from cypher.store import Store
+
+EXTENSION_NAME = "cypher"
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+    keyring: KeyRing
+    tokens: TokenService
+    opaque: OpaqueService
+
+
+def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
+    server_id: str = config["SERVER_ID"]
+    tokens = TokenService(
+        keyring,
+        issuer=server_id,
+        lifetimes={
+            TokenPurpose.PASS_AUTH: config["PASS_AUTH_TTL"],
+            TokenPurpose.ENROLL: config["ENROLL_TTL"],
+            TokenPurpose.ACCESS: config["ACCESS_TTL"],
+            TokenPurpose.REFRESH: config["REFRESH_TTL"],
+        },
+        clock=clock,
+    )
+    protocol = OpaqueProtocol(
+        server_id,
+        server_private_key=keyring[KeyPurpose.OPAQUE_SERVER].current,
+        fake_record_secret=keyring[KeyPurpose.FAKE_RECORD].current,
+    )
+    opaque = OpaqueService(
+        store,
+        protocol,
+        Sealer(keyring[KeyPurpose.AT_REST]),
+        tokens,
+        clock,
+        OpaqueLifetimes(
+            registration_state=timedelta(seconds=config["REGISTRATION_STATE_TTL"]),
+            login_state=timedelta(seconds=config["LOGIN_STATE_TTL"]),
+            pending_account=timedelta(seconds=config["PENDING_TTL"]),
+        ),
+    )
+    return Services(store=store, keyring=keyring, tokens=tokens, opaque=opaque)
+
+
+def services() -> Services:
+    """The services of the application handling the current request."""
+    return current_app.extensions[EXTENSION_NAME]

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Install the system library libopaque.so.0 (libopaque 1.0.x) when it is missing.
+#
+# Debian 13 and recent Ubuntu releases ship libopaque0 in their own archive. Debian 12 does not:
+# there we add the Debian 13 suite of the archive the machine already uses (read from its apt
+# sources, so no mirror is hard-coded) with a low pin, so that only libopaque0 comes from it.
+set -euo pipefail
+
+if ldconfig -p 2>/dev/null | grep -q 'libopaque\.so\.0 '; then
+    version=$(dpkg-query -W -f='${Version}' libopaque0 2>/dev/null || echo unknown)
+    case "$version" in
+        0.*) echo "libopaque0 $version is installed, but Cypher needs 1.0.x: upgrade it (apt-get install libopaque0)." >&2; exit 1 ;;
+    esac
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    cat >&2 <<'MSG'
+libopaque.so.0 is missing and this is not root.
+Install libopaque 1.0.x as root, then run make again:
+  Debian 13 / Ubuntu 24.04 or newer:  apt-get install libopaque0
+  Debian 12:                          see docs/install.md ("libopaque on Debian 12")
+MSG
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if apt-cache policy libopaque0 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt-get install -y -qq libopaque0
+    exit 0
+fi
+
+. /etc/os-release
+if [ "${ID:-}" != debian ]; then
+    echo "libopaque0 is not in this system's archive ($PRETTY_NAME); install libopaque 1.0.x by hand." >&2
+    exit 1
+fi
+
+# The archive's address, as this machine's own apt sources name it.
+archive=$( (cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null || true) \
+    | grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[^[:space:]]+' \
+    | awk '{print $NF}' | grep -E '/debian/?$' | head -n 1 || true)
+if [ -z "$archive" ]; then
+    echo "Could not find a Debian archive in /etc/apt/sources*; install libopaque0 1.0.x from Debian 13 by hand." >&2
+    exit 1
+fi
+
+echo "Adding the Debian 13 (trixie) suite of $archive with a low pin, for libopaque0 only."
+cat > /etc/apt/sources.list.d/cypher-trixie.sources <<SRC
+Types: deb
+URIs: $archive
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+cat > /etc/apt/preferences.d/cypher-trixie <<'PIN'
+# Nothing comes from trixie unless asked for by name (apt-get install -t trixie ...).
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+apt-get update -qq
+apt-get install -y -qq -t trixie libopaque0

@@ -1,0 +1,112 @@
+"""Fixtures in the shape of Flask's tutorial: app, client, runner, and helpers that act like a user.
+
+Every test that uses `app` runs once on SQLite and once on PostgreSQL when
+CYPHER_TEST_DATABASE_URL is set (`.ci/run` sets it). Each PostgreSQL run gets its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from cypher import create_app
+from cypher.services.accounts import STATUS_ACTIVE
+from cypher.services.clock import ManualClock
+from cypher.wiring import Services
+from tests.opaque_client import OpaqueActions
+
+SERVER_ID = "cypher.test"
+POSTGRES_URL = os.environ.get("CYPHER_TEST_DATABASE_URL")
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cypher.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL: set CYPHER_TEST_DATABASE_URL (make test does when PostgreSQL answers)")
+    schema = f"test_{secrets.token_hex(6)}"
+    plain_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain_url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield _with_search_path(POSTGRES_URL, schema)
+    finally:
+        with psycopg.connect(plain_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def instance_path(tmp_path: Path) -> Path:
+    path = tmp_path / "instance"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app_config(database_url: str, instance_path: Path, clock: ManualClock) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "KEYS_FILE": str(instance_path / "keys.json"),
+        "SERVER_ID": SERVER_ID,
+        "COOKIE_SECURE": False,
+        "CLOCK": clock,
+    }
+
+
+@pytest.fixture
+def app(app_config: dict[str, object]) -> Iterator[Flask]:
+    app = create_app(app_config)
+    yield app
+    app.extensions["cypher"].store.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    return app.extensions["cypher"]
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> OpaqueActions:
+    return OpaqueActions(client)
+
+
+@pytest.fixture
+def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped-def]
+    """Mark an account active, as TOTP enrolment does when it succeeds."""
+
+    def _activate(username: str) -> None:
+        user = services.store.find_user(username)
+        assert user is not None
+        services.store.set_user_status(user.id, STATUS_ACTIVE, clock())
+
+    return _activate
