@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cypher.services.errors import CypherError, InvalidMessage, InvalidRequest
@@ -101,7 +101,10 @@ def register_error_handlers(app: Flask) -> None:
             413: "body_too_large",
             415: "unsupported_media_type",
         }.get(status, "http_error")
-        response = error_response(status, code, error.description or error.name)
+        message = error.description or error.name
+        if status == 413:
+            message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        response = error_response(status, code, message)
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

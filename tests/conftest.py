@@ -110,3 +110,9 @@ def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped
         services.store.set_user_status(user.id, STATUS_ACTIVE, clock())
 
     return _activate
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        f"PostgreSQL tests: {'on, ' + POSTGRES_URL if POSTGRES_URL else 'off (set CYPHER_TEST_DATABASE_URL)'}",
+    ]

@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
-# Install the system library libopaque.so.0 (libopaque 1.0.x) when it is missing.
+# Install what Cypher needs from the system when it is missing, and nothing when it is all there:
+# Python's venv module, Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x).
 #
 # Debian 13 and recent Ubuntu releases ship libopaque0 in their own archive. Debian 12 does not:
 # there we add the Debian 13 suite of the archive the machine already uses (read from its apt
 # sources, so no mirror is hard-coded) with a low pin, so that only libopaque0 comes from it.
 set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+is_root() { [ "$(id -u)" -eq 0 ]; }
+apt_updated=no
+apt_install() {
+    if ! is_root; then
+        echo "Missing: $*. Install it as root (apt-get install $*), then run make again." >&2
+        exit 1
+    fi
+    [ "$apt_updated" = yes ] || { apt-get update -qq; apt_updated=yes; }
+    apt-get install -y -qq "$@"
+}
+
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 
 if ldconfig -p 2>/dev/null | grep -q 'libopaque\.so\.0 '; then
     version=$(dpkg-query -W -f='${Version}' libopaque0 2>/dev/null || echo unknown)
@@ -14,18 +30,17 @@ if ldconfig -p 2>/dev/null | grep -q 'libopaque\.so\.0 '; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
+if ! is_root; then
     cat >&2 <<'MSG'
 libopaque.so.0 is missing and this is not root.
 Install libopaque 1.0.x as root, then run make again:
   Debian 13 / Ubuntu 24.04 or newer:  apt-get install libopaque0
-  Debian 12:                          see docs/install.md ("libopaque on Debian 12")
+  Debian 12:                          run this script as root, or see README.md ("libopaque on Debian 12")
 MSG
     exit 1
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+[ "$apt_updated" = yes ] || apt-get update -qq
 if apt-cache policy libopaque0 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     apt-get install -y -qq libopaque0
     exit 0

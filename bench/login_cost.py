@@ -1,0 +1,188 @@
+"""What one password login costs the server: OPAQUE in Cypher against an argon2-cffi verify.
+
+Measures, in one run and on this machine:
+  * OPAQUE server login: POST /login/init + POST /login/finish through the Flask test client of
+    create_app() on a temporary SQLite database and keys file, for one registered, active user.
+    The client's own crypto (CreateCredentialRequest, RecoverCredentials with its Argon2) runs
+    outside the clock: only the two requests are timed, and their times are added.
+  * bare libopaque: CreateCredentialResponse + UserAuth on a prepared record, the crypto floor.
+  * argon2-cffi PasswordHasher() with its default parameters: verify() of the right password.
+It prints median and p90 in milliseconds, the ratios argon2 / OPAQUE server (target >= 50) and
+OPAQUE server / bare libopaque, and writes them to bench/results/login_cost.json. It never asserts
+on timing. Run from the repository root:  .venv/bin/python bench/login_cost.py [--rounds 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argon2  # noqa: E402
+import opaque  # noqa: E402
+import pysodium  # noqa: E402
+
+from cypher import create_app  # noqa: E402
+from cypher.services.accounts import STATUS_ACTIVE  # noqa: E402
+from cypher.services.clock import system_clock  # noqa: E402
+from tests.opaque_client import OpaqueActions, b64, finish_login, ids, start_login, unb64  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "login_cost.json"
+USERNAME, PASSWORD, SERVER_ID = "bench.user", "correct horse battery staple", "cypher.bench"
+TARGET_RATIO = 50.0
+
+
+def summary(samples: list[float]) -> dict[str, float | int]:
+    ms = sorted(s * 1000 for s in samples)
+    p90 = statistics.quantiles(ms, n=10, method="inclusive")[8] if len(ms) > 1 else ms[0]
+    return {"rounds": len(ms), "median_ms": statistics.median(ms), "p90_ms": p90, "min_ms": ms[0]}
+
+
+def measure(step: Callable[[], float], warmup: int, rounds: int) -> list[float]:
+    """Call `step` (which returns the seconds it timed) warmup times unrecorded, then rounds times."""
+    for _ in range(warmup):
+        step()
+    return [step() for _ in range(rounds)]
+
+
+def opaque_http(rounds: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per login through Flask: (init + finish, init alone, finish alone)."""
+    inits: list[float] = []
+    finishes: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="cypher-bench-") as tmp:
+        os.environ["CYPHER_INSTANCE_PATH"] = tmp  # keep create_app() out of the repository's instance/
+        app = create_app({
+            "TESTING": True, "COOKIE_SECURE": False, "SERVER_ID": SERVER_ID,
+            "DATABASE_URL": f"sqlite:///{tmp}/cypher.db", "KEYS_FILE": f"{tmp}/keys.json",
+            "RATELIMIT_ENABLED": False,  # Flask-Limiter, once wired in, would refuse hundreds of logins
+        })
+        store = app.extensions["cypher"].store
+        client = app.test_client()
+        registered = OpaqueActions(client).register(USERNAME, PASSWORD)
+        assert registered.status_code == 201, registered.get_json()
+        user = store.find_user(USERNAME)
+        assert user is not None
+        store.set_user_status(user.id, STATUS_ACTIVE, system_clock())
+
+        def login() -> float:
+            start = start_login(PASSWORD)  # client crypto: untimed
+            t0 = time.perf_counter()
+            init = client.post("/login/init", json={"username": USERNAME, "startLoginRequest": b64(start.ke1)})
+            t1 = time.perf_counter()
+            body = init.get_json()
+            ke3 = finish_login(start, unb64(body["loginResponse"]), body["username"], body["serverId"])
+            assert ke3 is not None, "the client refused KE2"
+            finish_body = {"loginId": body["loginId"], "finishLoginRequest": b64(ke3)}
+            t2 = time.perf_counter()
+            finish = client.post("/login/finish", json=finish_body)
+            t3 = time.perf_counter()
+            assert finish.status_code == 200, finish.get_json()  # a functional check, not a timing one
+            inits.append(t1 - t0)
+            finishes.append(t3 - t2)
+            return (t1 - t0) + (t3 - t2)
+
+        totals = measure(login, warmup, rounds)
+        store.dispose()
+    del inits[:warmup], finishes[:warmup]
+    return totals, inits, finishes
+
+
+def bare_libopaque(rounds: int, warmup: int) -> list[float]:
+    """Seconds of CreateCredentialResponse + UserAuth per login, on a record made with libopaque."""
+    user_ids = ids(USERNAME, SERVER_ID)
+    client_secret, request = opaque.CreateRegistrationRequest(PASSWORD.encode())
+    server_secret, response = opaque.CreateRegistrationResponse(request, pysodium.randombytes(32))
+    registration_record, _export_key = opaque.FinalizeRequest(client_secret, response, user_ids)
+    record = opaque.StoreUserRecord(server_secret, registration_record)
+
+    def login() -> float:
+        ke1, secret = opaque.CreateCredentialRequest(PASSWORD.encode())  # untimed
+        t0 = time.perf_counter()
+        ke2, _session_key, expected_auth = opaque.CreateCredentialResponse(ke1, record, user_ids, b"")
+        t1 = time.perf_counter()
+        _client_key, ke3, _export = opaque.RecoverCredentials(ke2, secret, b"", user_ids)  # untimed
+        t2 = time.perf_counter()
+        opaque.UserAuth(expected_auth, ke3)  # raises ValueError if KE3 is wrong
+        t3 = time.perf_counter()
+        return (t1 - t0) + (t3 - t2)
+
+    return measure(login, warmup, rounds)
+
+
+def argon2_verify(rounds: int, warmup: int) -> tuple[list[float], dict[str, Any]]:
+    hasher = argon2.PasswordHasher()
+    stored = hasher.hash(PASSWORD)
+
+    def verify() -> float:
+        t0 = time.perf_counter()
+        hasher.verify(stored, PASSWORD)
+        return time.perf_counter() - t0
+
+    described = {"type": hasher.type.name.lower(), "time_cost": hasher.time_cost, "memory_cost_kib": hasher.memory_cost,
+                 "parallelism": hasher.parallelism, "hash_len": hasher.hash_len, "salt_len": hasher.salt_len}
+    return measure(verify, warmup, rounds), described
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=200, help="measured OPAQUE logins (default 200)")
+    parser.add_argument("--argon2-rounds", type=int, default=30, help="measured argon2 verifies (default 30)")
+    parser.add_argument("--warmup", type=int, default=10, help="unrecorded OPAQUE warm-up logins (default 10)")
+    args = parser.parse_args()
+
+    totals, inits, finishes = opaque_http(args.rounds, args.warmup)
+    bare = bare_libopaque(args.rounds, args.warmup)
+    verifies, argon2_params = argon2_verify(args.argon2_rounds, max(3, args.warmup // 3))
+    rows = {
+        "opaque_server_login": summary(totals), "opaque_login_init": summary(inits),
+        "opaque_login_finish": summary(finishes), "bare_libopaque": summary(bare), "argon2_verify": summary(verifies),
+    }
+    argon2_ratio = rows["argon2_verify"]["median_ms"] / rows["opaque_server_login"]["median_ms"]
+    overhead_ratio = rows["opaque_server_login"]["median_ms"] / rows["bare_libopaque"]["median_ms"]
+    machine = {
+        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "platform": platform.platform(), "processor": platform.machine(),
+        "packages": {name: metadata.version(name) for name in ("opaque", "argon2-cffi", "Flask", "SQLAlchemy")},
+    }
+    print(f"Cypher login cost — {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
+          f"Python {machine['python']}, {machine['platform']}")
+    print(f"argon2-cffi defaults: {argon2_params}")
+    print(f"\n{'measurement':<44}{'rounds':>7}{'median ms':>11}{'p90 ms':>10}{'min ms':>10}")
+    labels = {"opaque_server_login": "OPAQUE server login (init + finish, HTTP)", "opaque_login_init": "  /login/init",
+              "opaque_login_finish": "  /login/finish", "bare_libopaque": "bare libopaque (CCResponse + UserAuth)",
+              "argon2_verify": "argon2 PasswordHasher().verify (defaults)"}
+    for key, label in labels.items():
+        row = rows[key]
+        print(f"{label:<44}{row['rounds']:>7}{row['median_ms']:>11.3f}{row['p90_ms']:>10.3f}{row['min_ms']:>10.3f}")
+    met = argon2_ratio >= TARGET_RATIO
+    print(f"\nargon2 verify / OPAQUE server login (medians): {argon2_ratio:.1f}x  "
+          f"target >= {TARGET_RATIO:g}: {'MET' if met else 'NOT MET'}")
+    print(f"OPAQUE server login / bare libopaque (medians): {overhead_ratio:.1f}x")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": machine, "argon2_parameters": argon2_params, "warmup": args.warmup, "results": rows,
+        "ratios": {"argon2_verify_over_opaque_server_login": argon2_ratio, "target": TARGET_RATIO, "target_met": met,
+                   "opaque_server_login_over_bare_libopaque": overhead_ratio},
+        "measured_at": system_clock().isoformat(timespec="seconds"),
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

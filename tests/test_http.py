@@ -1,0 +1,85 @@
+"""API.md's conventions: JSON in, the one error shape out, and never a 500 for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cypher import create_app
+from cypher.wiring import Services
+from tests.test_opaque_api import _error, row_counts
+
+OPAQUE_POSTS = ["/register/init", "/register/finish", "/login/init", "/login/finish"]
+
+
+@pytest.mark.parametrize("path", OPAQUE_POSTS)
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'"a string"', "application/json"),
+        (b"\xff\xfe{}", "application/json"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json"),
+        (b'{"username": "alice"}', "text/plain"),
+        (b"username=alice", "application/x-www-form-urlencoded"),
+        (b"", "application/json"),
+    ],
+)
+def test_bodies_that_are_not_json_objects_get_400(
+    client: FlaskClient, services: Services, path: str, data: bytes, content_type: str
+) -> None:
+    _error(client.post(path, data=data, content_type=content_type), 400, "invalid_request")
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+@pytest.mark.parametrize("path", OPAQUE_POSTS)
+def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services, path: str) -> None:
+    padding = "x" * (64 * 1024)
+    response = client.post(path, json={"username": "alice", "registrationRequest": padding, "startLoginRequest": padding})
+    _error(response, 413, "body_too_large")
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+@pytest.mark.parametrize("path", OPAQUE_POSTS)
+def test_missing_and_oversized_fields_get_400(client: FlaskClient, path: str) -> None:
+    _error(client.post(path, json={}), 400, "invalid_request")
+    response = client.post(path, json={"username": "a" * 10_000, "loginId": "b" * 10_000})
+    _error(response, 400, "invalid_request")
+
+
+def test_unknown_paths_and_methods_keep_the_shape(client: FlaskClient) -> None:
+    _error(client.get("/no/such/page"), 404, "not_found")
+    response = client.get("/register/init")
+    _error(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_an_unexpected_error_is_a_bare_500(app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    def explode() -> str:
+        raise RuntimeError("secret detail that must not leak")
+
+    app.add_url_rule("/explode", view_func=explode)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = client.get("/explode")
+    _error(response, 500, "internal_error")
+    assert b"secret detail" not in response.data and b"Traceback" not in response.data
+    assert "secret detail" in caplog.text  # the operator's log keeps the cause
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_healthz_is_503_without_a_database(tmp_path: Path) -> None:
+    app = create_app({
+        "TESTING": True,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'cypher.db'}",
+        "KEYS_FILE": str(tmp_path / "keys.json"),
+        "MIGRATE_ON_START": False,
+    })
+    _error(app.test_client().get("/healthz"), 503, "database_unavailable")

@@ -1,0 +1,190 @@
+"""The store on SQLite and, when CYPHER_TEST_DATABASE_URL is set, on PostgreSQL.
+
+Every test here takes `database_url`, which conftest parametrizes over both databases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import inspect, select
+
+from cypher.services.sealing import SealedValue
+from cypher.store import Store, StoreConflict
+from cypher.store.migrate import current_revision, head_revision, upgrade
+from cypher.store.models import RegistrationState, User
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+TTL = timedelta(minutes=5)
+SECRET = SealedValue("kid", b"sealed-secret")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    upgrade(store.engine)
+    yield store
+    store.dispose()
+
+
+def _seal_record(sealed: SealedValue) -> SealedValue:
+    return SealedValue(sealed.key_id, b"record-from-" + sealed.ciphertext)
+
+
+def _register(store: Store, username: str = "alice", now: datetime = NOW) -> None:
+    store.begin_registration(username, SECRET, now, TTL, pending_cutoff=now - TTL)
+    assert store.finish_registration(username, now, _seal_record) is not None
+
+
+def _race(count: int, work: Callable[[], T]) -> list[T | Exception]:
+    """Run work in `count` threads released at the same moment; collect results or exceptions."""
+    barrier = threading.Barrier(count)
+    results: list[T | Exception] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            outcome: T | Exception = work()
+        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
+            outcome = error
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
+    assert current_revision(store.engine) == head_revision() is not None
+    upgrade(store.engine)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"users", "registration_states", "login_states", "alembic_version"} <= tables
+
+
+def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
+    stores = [Store(database_url) for _ in range(4)]
+    try:
+        outcomes = _race(4, lambda: upgrade(stores.pop().engine))
+        assert outcomes == [None] * 4
+    finally:
+        for leftover in stores:
+            leftover.dispose()
+    check = Store(database_url)
+    assert current_revision(check.engine) == head_revision()
+    check.dispose()
+
+
+def test_datetimes_come_back_aware_utc(store: Store) -> None:
+    _register(store)
+    user = store.find_user("alice")
+    assert user is not None and user.created_at == NOW and user.created_at.tzinfo is timezone.utc
+    with pytest.raises(Exception, match="naive"):
+        store.begin_registration("bob", SECRET, NOW.replace(tzinfo=None), TTL, pending_cutoff=NOW)
+    assert store.find_user("bob") is None
+
+
+def test_registration_creates_a_pending_user_with_the_sealed_record(store: Store) -> None:
+    _register(store)
+    user = store.find_user("alice")
+    assert user is not None
+    assert user.status == "pending"
+    assert user.opaque_record == SealedValue("kid", b"record-from-sealed-secret")
+    with store.reading() as session:
+        assert session.scalar(select(RegistrationState).where(RegistrationState.username == "alice")) is None
+
+
+def test_a_taken_name_or_a_live_registration_holds_the_name(store: Store) -> None:
+    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    with pytest.raises(StoreConflict):
+        store.begin_registration("alice", SECRET, NOW + timedelta(seconds=1), TTL, pending_cutoff=NOW - TTL)
+    assert store.finish_registration("alice", NOW, _seal_record) is not None
+    with pytest.raises(StoreConflict):
+        store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+
+
+def test_an_expired_registration_state_frees_the_name(store: Store) -> None:
+    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    later = NOW + TTL
+    assert store.finish_registration("alice", later, _seal_record) is None
+    assert store.find_user("alice") is None
+    store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+
+
+def test_finish_without_state_is_none_and_writes_nothing(store: Store) -> None:
+    assert store.finish_registration("nobody", NOW, _seal_record) is None
+    assert store.find_user("nobody") is None
+
+
+def test_a_failing_seal_rolls_back_and_keeps_the_state(store: Store) -> None:
+    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+
+    def broken_seal(_: SealedValue) -> SealedValue:
+        raise RuntimeError("sealing failed")
+
+    with pytest.raises(RuntimeError):
+        store.finish_registration("alice", NOW, broken_seal)
+    assert store.find_user("alice") is None
+    assert store.finish_registration("alice", NOW, _seal_record) is not None
+
+
+def test_an_expired_pending_account_frees_its_name(store: Store) -> None:
+    _register(store)
+    later = NOW + TTL + timedelta(seconds=1)
+    store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+    assert store.find_user("alice") is None
+
+
+def test_an_active_account_is_never_swept(store: Store) -> None:
+    _register(store)
+    user = store.find_user("alice")
+    assert user is not None and store.set_user_status(user.id, "active", NOW)
+    later = NOW + timedelta(days=30)
+    with pytest.raises(StoreConflict):
+        store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+    assert store.set_user_status(10_000, "active", NOW) is False
+
+
+def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:
+    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    outcomes = _race(6, lambda: store.finish_registration("alice", NOW, _seal_record))
+    created = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+    assert len(created) == 1 and created[0] is not None
+    assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if outcome not in created)
+    with store.reading() as session:
+        assert len(session.scalars(select(User)).all()) == 1
+
+
+def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
+    _register(store)
+    user = store.find_user("alice")
+    assert user is not None
+    store.create_login_state("login-1", "alice", user.id, SECRET, NOW, timedelta(seconds=60))
+    outcomes = _race(8, lambda: store.take_login_state("login-1"))
+    taken = [outcome for outcome in outcomes if outcome is not None]
+    assert len(taken) == 1, outcomes
+    state = taken[0]
+    assert not isinstance(state, Exception)
+    assert (state.username, state.user_id, state.expected_client_auth) == ("alice", user.id, SECRET)
+    assert state.expires_at == NOW + timedelta(seconds=60)
+
+
+def test_login_states_of_unknown_users_and_expired_garbage(store: Store) -> None:
+    store.create_login_state("old", "ghost", None, SECRET, NOW, timedelta(seconds=60))
+    store.create_login_state("new", "ghost", None, SECRET, NOW + timedelta(seconds=61), timedelta(seconds=60))
+    assert store.take_login_state("old") is None  # cleared as garbage when "new" was created
+    state = store.take_login_state("new")
+    assert state is not None and state.user_id is None
+
+
+def test_ping_answers(store: Store) -> None:
+    store.ping()

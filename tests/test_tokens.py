@@ -1,0 +1,146 @@
+"""PASETO tokens: each purpose only for itself, expiry and issuer checked, tampering refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+
+import paseto
+import pytest
+from paseto.keys.symmetric_key import SymmetricKey
+
+from cypher.keys import KeyPurpose, KeyRing, KeySet, generate_keyring
+from cypher.services.clock import ManualClock
+from cypher.services.errors import InvalidToken, TokenExpired
+from cypher.services.tokens import TokenPurpose, TokenService
+
+LIFETIMES = {TokenPurpose.PASS_AUTH: 180, TokenPurpose.ACCESS: 900, TokenPurpose.REFRESH: 2_592_000, TokenPurpose.ENROLL: 300}
+
+
+def _service(keyring: KeyRing, clock: ManualClock, issuer: str = "cypher.test") -> TokenService:
+    return TokenService(keyring, issuer=issuer, lifetimes=LIFETIMES, clock=clock)
+
+
+def _mint(service: TokenService, purpose: TokenPurpose) -> str:
+    session_id = "session-1" if purpose in {TokenPurpose.ACCESS, TokenPurpose.REFRESH} else None
+    return service.mint(purpose, "alice", session_id=session_id).token
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def keyring() -> KeyRing:
+    return generate_keyring()
+
+
+@pytest.mark.parametrize("purpose", list(TokenPurpose))
+def test_round_trip_carries_every_claim(purpose: TokenPurpose, keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    token = _mint(service, purpose)
+    assert token.startswith("v4.local.")
+    footer = json.loads(base64.urlsafe_b64decode(token.split(".")[3] + "=="))
+    assert footer == {"kid": keyring[KeyPurpose(purpose.value)].current_key_id}
+    claims = service.parse(token, purpose)
+    assert claims.subject == "alice" and claims.purpose is purpose and claims.issuer == "cypher.test"
+    assert (claims.expires_at - claims.issued_at).total_seconds() == LIFETIMES[purpose]
+    assert claims.session_id == ("session-1" if purpose in {TokenPurpose.ACCESS, TokenPurpose.REFRESH} else None)
+
+
+@pytest.mark.parametrize(
+    ("minted", "presented_as"), [(a, b) for a in TokenPurpose for b in TokenPurpose if a is not b]
+)
+def test_a_token_is_refused_for_every_other_purpose(
+    minted: TokenPurpose, presented_as: TokenPurpose, keyring: KeyRing, clock: ManualClock
+) -> None:
+    service = _service(keyring, clock)
+    with pytest.raises(InvalidToken):
+        service.parse(_mint(service, minted), presented_as)
+
+
+def test_a_token_made_with_the_right_key_but_the_wrong_typ_is_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    # Even if two purposes shared a key by mistake, the typ claim keeps them apart.
+    key_set = keyring[KeyPurpose.ACCESS]
+    forged = paseto.create(
+        key=SymmetricKey.v4(key_set.current), purpose="local", footer={"kid": key_set.current_key_id},
+        claims={"sub": "alice", "typ": "refresh", "jti": "x", "iat": clock().isoformat(),
+                "exp": "2999-01-01T00:00:00+00:00", "iss": "cypher.test", "sid": "s"},
+    )
+    with pytest.raises(InvalidToken):
+        _service(keyring, clock).parse(forged, TokenPurpose.ACCESS)
+
+
+def test_expired_tokens_are_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    token = _mint(service, TokenPurpose.PASS_AUTH)
+    clock.advance(179)
+    service.parse(token, TokenPurpose.PASS_AUTH)
+    clock.advance(1)
+    with pytest.raises(TokenExpired):
+        service.parse(token, TokenPurpose.PASS_AUTH)
+
+
+def test_tampered_tokens_are_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    token = _mint(service, TokenPurpose.ENROLL)
+    header, version, payload, footer = token.split(".")
+    flipped = payload[:20] + ("A" if payload[20] != "A" else "B") + payload[21:]
+    for bad in [
+        f"{header}.{version}.{flipped}.{footer}",
+        f"{header}.{version}.{payload}",  # footer removed
+        f"{header}.{version}.{payload}.{footer}x",
+        token[:-10],
+        "v4.public." + token.removeprefix("v4.local."),
+        "v3.local." + token.removeprefix("v4.local."),
+        "",
+        "v4.local.",
+        "v4.local." + "A" * 5000,
+        token + "." + footer,
+    ]:
+        with pytest.raises(InvalidToken):
+            service.parse(bad, TokenPurpose.ENROLL)
+
+
+def test_footer_naming_another_key_is_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    token = _mint(service, TokenPurpose.ENROLL)
+    other_kid = base64.urlsafe_b64encode(json.dumps({"kid": "unknown"}).encode()).rstrip(b"=").decode()
+    with pytest.raises(InvalidToken):
+        service.parse(".".join(token.split(".")[:3] + [other_kid]), TokenPurpose.ENROLL)
+
+
+def test_tokens_of_a_foreign_key_ring_or_issuer_are_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    ours = _service(keyring, clock)
+    theirs = _service(generate_keyring(), clock)
+    with pytest.raises(InvalidToken):
+        ours.parse(_mint(theirs, TokenPurpose.ACCESS), TokenPurpose.ACCESS)
+    other_issuer = _service(keyring, clock, issuer="elsewhere.example")
+    with pytest.raises(InvalidToken):
+        ours.parse(_mint(other_issuer, TokenPurpose.ACCESS), TokenPurpose.ACCESS)
+
+
+def test_rotated_out_key_verifies_while_listed_and_not_after_removal(keyring: KeyRing, clock: ManualClock) -> None:
+    old_token = _mint(_service(keyring, clock), TokenPurpose.ACCESS)
+    old_set = keyring[KeyPurpose.ACCESS]
+    rotated_set = KeySet(current_key_id="new", keys={**old_set.keys, "new": bytes(range(32))})
+    rotated = KeyRing(sets={**keyring.sets, KeyPurpose.ACCESS: rotated_set})
+    service = _service(rotated, clock)
+    assert service.parse(old_token, TokenPurpose.ACCESS).subject == "alice"
+    new_token = _mint(service, TokenPurpose.ACCESS)
+    assert json.loads(base64.urlsafe_b64decode(new_token.split(".")[3] + "=="))["kid"] == "new"
+
+    pruned = KeyRing(sets={**keyring.sets, KeyPurpose.ACCESS: replace(rotated_set, keys={"new": bytes(range(32))})})
+    with pytest.raises(InvalidToken):
+        _service(pruned, clock).parse(old_token, TokenPurpose.ACCESS)
+    assert _service(pruned, clock).parse(new_token, TokenPurpose.ACCESS).subject == "alice"
+
+
+def test_session_bound_purposes_require_a_session(keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    with pytest.raises(ValueError):
+        service.mint(TokenPurpose.ACCESS, "alice")
+    with pytest.raises(ValueError):
+        service.mint(TokenPurpose.PASS_AUTH, "alice", session_id="s")
