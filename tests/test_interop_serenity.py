@@ -25,7 +25,7 @@ from tests.opaque_client import OpaqueActions
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tests" / "interop" / "serenity_client.mjs"
-LIBRARY = REPO / "node_modules" / "@serenity-kit" / "opaque" / "esm" / "index.js"
+LIBRARY = REPO / "cypher" / "static" / "vendor" / "opaque.js"
 NODE = shutil.which("node")
 NODE_TIMEOUT_SECONDS = 120
 
@@ -42,7 +42,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         NODE is None or not LIBRARY.is_file(),
-        reason="interop needs `node` on PATH and node_modules/@serenity-kit/opaque (`make install` runs npm ci)",
+        reason="interop needs `node` on PATH and cypher/static/vendor/opaque.js (`make install` copies it from npm)",
     ),
 ]
 

@@ -7,8 +7,9 @@
 // tests/test_interop_serenity.py to check. Protocol failures are results, not exceptions; the exit
 // status is non-zero only when the script itself cannot run.
 
-// The ESM build, the very file `make install` copies to cypher/static/vendor/opaque.js.
-const libraryUrl = new URL("../../node_modules/@serenity-kit/opaque/esm/index.js", import.meta.url);
+// The vendored ESM build, the very file the browser loads (`make install` copies it from npm).
+// It sits under our package.json ("type": "module"), so every Node version loads it as ESM.
+const libraryUrl = new URL("../../cypher/static/vendor/opaque.js", import.meta.url);
 const opaque = await import(libraryUrl.href);
 
 async function postJson(baseUrl, path, body) {
