@@ -1,0 +1,162 @@
+"""docs/openapi.yaml against the code, so the two cannot drift apart.
+
+The document must be OpenAPI 3.1, list exactly the (path, method) pairs the Flask app routes,
+resolve every `$ref`, and give each error response only `code` values the server really uses,
+under the status the server sends them with. The server's codes are read from the code itself:
+`cypher.http.STATUS_BY_CODE` (the domain errors), the HTTPException mapping in cypher/http.py,
+and the literal codes passed to `error_response(` anywhere in cypher/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+
+from cypher.http import STATUS_BY_CODE
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_PATH = ROOT / "docs" / "openapi.yaml"
+SOURCE_DIR = ROOT / "cypher"
+ERROR_SCHEMA_REF = "#/components/schemas/Error"
+
+OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+IGNORED_FLASK_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every route by itself
+FLASK_PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")  # <id> or <int:id>
+LITERAL_ERROR_RESPONSE = re.compile(r'error_response\(\s*(\d{3})\s*,\s*"([a-z_]+)"')
+HTTP_EXCEPTION_MAPPING = re.compile(r'^\s*(\d{3}):\s*"([a-z_]+)",?\s*$', re.MULTILINE)
+
+Operation = tuple[str, str]  # (OpenAPI path, lower-case method)
+
+
+def load_spec() -> dict[str, Any]:
+    document = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    assert isinstance(document, dict), f"{SPEC_PATH} is not a YAML mapping"
+    return document
+
+
+SPEC = load_spec()
+
+
+def documented_operations(spec: dict[str, Any]) -> set[Operation]:
+    return {
+        (path, method)
+        for path, item in spec.get("paths", {}).items()
+        for method in item
+        if method in OPENAPI_METHODS
+    }
+
+
+def routed_operations(app: Flask) -> set[Operation]:
+    operations: set[Operation] = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
+        operations |= {(path, method.lower()) for method in rule.methods or () if method not in IGNORED_FLASK_METHODS}
+    return operations
+
+
+def server_statuses_by_code() -> dict[str, set[int]]:
+    """Every error code the server can send, with the statuses it sends it under."""
+    statuses: dict[str, set[int]] = {code: {status} for code, status in STATUS_BY_CODE.items()}
+    http_source = (SOURCE_DIR / "http.py").read_text(encoding="utf-8")
+    pairs = HTTP_EXCEPTION_MAPPING.findall(http_source)
+    assert pairs, "no HTTPException mapping found in cypher/http.py; update this test's regex"
+    for source_file in sorted(SOURCE_DIR.rglob("*.py")):
+        pairs += LITERAL_ERROR_RESPONSE.findall(source_file.read_text(encoding="utf-8"))
+    for status, code in pairs:
+        statuses.setdefault(code, set()).add(int(status))
+    return statuses
+
+
+def resolve(spec: dict[str, Any], ref: str) -> Any:
+    """Follow a local JSON pointer such as #/components/schemas/Error."""
+    assert ref.startswith("#/"), f"only local references are allowed: {ref}"
+    node: Any = spec
+    for token in ref[2:].split("/"):
+        key = token.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and key in node, f"unresolvable $ref: {ref}"
+        node = node[key]
+    return node
+
+
+def deref(spec: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = resolve(spec, node["$ref"])
+    return node
+
+
+def all_refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from all_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from all_refs(value)
+
+
+def error_media(spec: dict[str, Any], operation: Operation) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(status, media type object) for every error response of an operation."""
+    path, method = operation
+    for status, response in spec["paths"][path][method]["responses"].items():
+        if int(status) < 400:
+            continue
+        content = deref(spec, response).get("content", {})
+        assert content, f"{method.upper()} {path} {status} has no content"
+        for media in content.values():
+            yield int(status), media
+
+
+def enum_codes(spec: dict[str, Any], schema: dict[str, Any]) -> tuple[set[str], bool]:
+    """The `code` enum of an error schema, and whether the schema uses the shared Error schema."""
+    parts = [deref(spec, part) for part in schema.get("allOf", [])] or [schema]
+    uses_error_schema = schema.get("$ref") == ERROR_SCHEMA_REF or any(
+        part.get("$ref") == ERROR_SCHEMA_REF for part in schema.get("allOf", [])
+    )
+    codes: set[str] = set()
+    for part in parts:
+        codes |= set(part.get("properties", {}).get("code", {}).get("enum", []))
+    return codes, uses_error_schema
+
+
+def test_the_document_is_openapi_3_1() -> None:
+    assert re.fullmatch(r"3\.1\.\d+", str(SPEC.get("openapi"))), SPEC.get("openapi")
+    assert SPEC["info"]["version"] == "1.0.0"
+
+
+def test_the_document_lists_exactly_the_routes_of_the_app(app: Flask) -> None:
+    documented, routed = documented_operations(SPEC), routed_operations(app)
+    assert documented - routed == set(), "documented but not routed"
+    assert routed - documented == set(), "routed but not documented"
+
+
+def test_every_ref_resolves() -> None:
+    refs = set(all_refs(SPEC))
+    assert ERROR_SCHEMA_REF in refs
+    for ref in refs:
+        resolve(SPEC, ref)
+
+
+@pytest.mark.parametrize(
+    "operation", sorted(documented_operations(SPEC)), ids=lambda operation: f"{operation[1].upper()} {operation[0]}"
+)
+def test_error_responses_use_only_codes_the_server_sends(operation: Operation) -> None:
+    server_statuses = server_statuses_by_code()
+    for status, media in error_media(SPEC, operation):
+        where = f"{operation[1].upper()} {operation[0]} {status}"
+        codes, uses_error_schema = enum_codes(SPEC, media["schema"])
+        assert uses_error_schema, f"{where}: the schema does not use {ERROR_SCHEMA_REF}"
+        assert codes, f"{where}: no `code` enum"
+        example_codes = {deref(SPEC, example)["value"]["code"] for example in media.get("examples", {}).values()}
+        assert example_codes == codes, f"{where}: the examples and the `code` enum differ"
+        for code in codes:
+            assert code in server_statuses, f"{where}: the server never sends code {code!r}"
+            assert status in server_statuses[code], f"{where}: the server sends {code!r} as {server_statuses[code]}"
