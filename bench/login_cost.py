@@ -1,15 +1,12 @@
-"""What one password login costs the server: OPAQUE in Cypher against an argon2-cffi verify.
+"""What one password login costs the server: Cypher's OPAQUE login against an argon2-cffi verify.
 
-Measures, in one run and on this machine:
-  * OPAQUE server login: POST /login/init + POST /login/finish through the Flask test client of
-    create_app() on a temporary SQLite database and keys file, for one registered, active user.
-    The client's own crypto (CreateCredentialRequest, RecoverCredentials with its Argon2) runs
-    outside the clock: only the two requests are timed, and their times are added.
-  * bare libopaque: CreateCredentialResponse + UserAuth on a prepared record, the crypto floor.
-  * argon2-cffi PasswordHasher() with its default parameters: verify() of the right password.
-It prints median and p90 in milliseconds, the ratios argon2 / OPAQUE server (target >= 50) and
-OPAQUE server / bare libopaque, and writes them to bench/results/login_cost.json. It never asserts
-on timing. Run from the repository root:  .venv/bin/python bench/login_cost.py [--rounds 200]
+Median and p90 in ms, after warm-up, of: (1) /login/init + /login/finish through the Flask test client
+of create_app() on a temporary SQLite database and keys file, for one active user, with the client's
+crypto (Argon2 included) outside the clock; (2) bare libopaque CreateCredentialResponse + UserAuth on
+a prepared record; (3) argon2-cffi PasswordHasher() defaults, verify() of the right password. Prints
+the ratios argon2 / OPAQUE server (target >= 50) and OPAQUE server / bare libopaque, writes
+bench/results/login_cost.json, never asserts on timing. Run from the repository root:
+    .venv/bin/python bench/login_cost.py [--rounds 200] [--argon2-rounds 30] [--warmup 10]
 """
 
 from __future__ import annotations
@@ -28,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script, bench/ is on the path but the repository root is not
 
 import argon2  # noqa: E402
 import opaque  # noqa: E402
@@ -43,31 +39,28 @@ from tests.opaque_client import OpaqueActions, b64, finish_login, ids, start_log
 RESULTS = ROOT / "bench" / "results" / "login_cost.json"
 USERNAME, PASSWORD, SERVER_ID = "bench.user", "correct horse battery staple", "cypher.bench"
 TARGET_RATIO = 50.0
+Parts = tuple[float, ...]  # the seconds timed in one round, one entry per timed stretch
 
 
-def summary(samples: list[float]) -> dict[str, float | int]:
-    ms = sorted(s * 1000 for s in samples)
-    p90 = statistics.quantiles(ms, n=10, method="inclusive")[8] if len(ms) > 1 else ms[0]
-    return {"rounds": len(ms), "median_ms": statistics.median(ms), "p90_ms": p90, "min_ms": ms[0]}
-
-
-def measure(step: Callable[[], float], warmup: int, rounds: int) -> list[float]:
-    """Call `step` (which returns the seconds it timed) warmup times unrecorded, then rounds times."""
+def measure(step: Callable[[], Parts], warmup: int, rounds: int) -> list[Parts]:
     for _ in range(warmup):
         step()
     return [step() for _ in range(rounds)]
 
 
-def opaque_http(rounds: int, warmup: int) -> tuple[list[float], list[float], list[float]]:
-    """Seconds per login through Flask: (init + finish, init alone, finish alone)."""
-    inits: list[float] = []
-    finishes: list[float] = []
+def summary(samples: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples)
+    p90 = statistics.quantiles(ms, n=10, method="inclusive")[8] if len(ms) > 1 else ms[0]
+    return {"rounds": len(ms), "median_ms": statistics.median(ms), "p90_ms": p90, "min_ms": ms[0]}
+
+
+def opaque_http(rounds: int, warmup: int) -> list[Parts]:
+    """(seconds of /login/init, seconds of /login/finish) per login through Flask."""
     with tempfile.TemporaryDirectory(prefix="cypher-bench-") as tmp:
         os.environ["CYPHER_INSTANCE_PATH"] = tmp  # keep create_app() out of the repository's instance/
         app = create_app({
             "TESTING": True, "COOKIE_SECURE": False, "SERVER_ID": SERVER_ID,
             "DATABASE_URL": f"sqlite:///{tmp}/cypher.db", "KEYS_FILE": f"{tmp}/keys.json",
-            "RATELIMIT_ENABLED": False,  # Flask-Limiter, once wired in, would refuse hundreds of logins
         })
         store = app.extensions["cypher"].store
         client = app.test_client()
@@ -77,38 +70,35 @@ def opaque_http(rounds: int, warmup: int) -> tuple[list[float], list[float], lis
         assert user is not None
         store.set_user_status(user.id, STATUS_ACTIVE, system_clock())
 
-        def login() -> float:
+        def login() -> Parts:
             start = start_login(PASSWORD)  # client crypto: untimed
             t0 = time.perf_counter()
             init = client.post("/login/init", json={"username": USERNAME, "startLoginRequest": b64(start.ke1)})
             t1 = time.perf_counter()
             body = init.get_json()
             ke3 = finish_login(start, unb64(body["loginResponse"]), body["username"], body["serverId"])
-            assert ke3 is not None, "the client refused KE2"
+            assert ke3 is not None, f"the client refused KE2: {body}"
             finish_body = {"loginId": body["loginId"], "finishLoginRequest": b64(ke3)}
             t2 = time.perf_counter()
             finish = client.post("/login/finish", json=finish_body)
             t3 = time.perf_counter()
             assert finish.status_code == 200, finish.get_json()  # a functional check, not a timing one
-            inits.append(t1 - t0)
-            finishes.append(t3 - t2)
-            return (t1 - t0) + (t3 - t2)
+            return t1 - t0, t3 - t2
 
-        totals = measure(login, warmup, rounds)
+        samples = measure(login, warmup, rounds)
         store.dispose()
-    del inits[:warmup], finishes[:warmup]
-    return totals, inits, finishes
+    return samples
 
 
-def bare_libopaque(rounds: int, warmup: int) -> list[float]:
-    """Seconds of CreateCredentialResponse + UserAuth per login, on a record made with libopaque."""
+def bare_libopaque(rounds: int, warmup: int) -> list[Parts]:
+    """(CreateCredentialResponse, UserAuth) seconds per login, on a record made with libopaque."""
     user_ids = ids(USERNAME, SERVER_ID)
     client_secret, request = opaque.CreateRegistrationRequest(PASSWORD.encode())
     server_secret, response = opaque.CreateRegistrationResponse(request, pysodium.randombytes(32))
     registration_record, _export_key = opaque.FinalizeRequest(client_secret, response, user_ids)
     record = opaque.StoreUserRecord(server_secret, registration_record)
 
-    def login() -> float:
+    def login() -> Parts:
         ke1, secret = opaque.CreateCredentialRequest(PASSWORD.encode())  # untimed
         t0 = time.perf_counter()
         ke2, _session_key, expected_auth = opaque.CreateCredentialResponse(ke1, record, user_ids, b"")
@@ -116,71 +106,68 @@ def bare_libopaque(rounds: int, warmup: int) -> list[float]:
         _client_key, ke3, _export = opaque.RecoverCredentials(ke2, secret, b"", user_ids)  # untimed
         t2 = time.perf_counter()
         opaque.UserAuth(expected_auth, ke3)  # raises ValueError if KE3 is wrong
-        t3 = time.perf_counter()
-        return (t1 - t0) + (t3 - t2)
+        return t1 - t0, time.perf_counter() - t2
 
     return measure(login, warmup, rounds)
 
 
-def argon2_verify(rounds: int, warmup: int) -> tuple[list[float], dict[str, Any]]:
+def argon2_verify(rounds: int, warmup: int) -> tuple[list[Parts], dict[str, Any]]:
     hasher = argon2.PasswordHasher()
     stored = hasher.hash(PASSWORD)
 
-    def verify() -> float:
+    def verify() -> Parts:
         t0 = time.perf_counter()
         hasher.verify(stored, PASSWORD)
-        return time.perf_counter() - t0
+        return (time.perf_counter() - t0,)
 
-    described = {"type": hasher.type.name.lower(), "time_cost": hasher.time_cost, "memory_cost_kib": hasher.memory_cost,
-                 "parallelism": hasher.parallelism, "hash_len": hasher.hash_len, "salt_len": hasher.salt_len}
-    return measure(verify, warmup, rounds), described
+    params = {"type": hasher.type.name.lower(), "time_cost": hasher.time_cost, "memory_cost_kib": hasher.memory_cost,
+              "parallelism": hasher.parallelism, "hash_len": hasher.hash_len, "salt_len": hasher.salt_len}
+    return measure(verify, warmup, rounds), params
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200, help="measured OPAQUE logins (default 200)")
     parser.add_argument("--argon2-rounds", type=int, default=30, help="measured argon2 verifies (default 30)")
-    parser.add_argument("--warmup", type=int, default=10, help="unrecorded OPAQUE warm-up logins (default 10)")
+    parser.add_argument("--warmup", type=int, default=10, help="unrecorded OPAQUE warm-up rounds (default 10)")
     args = parser.parse_args()
 
-    totals, inits, finishes = opaque_http(args.rounds, args.warmup)
+    http = opaque_http(args.rounds, args.warmup)
     bare = bare_libopaque(args.rounds, args.warmup)
-    verifies, argon2_params = argon2_verify(args.argon2_rounds, max(3, args.warmup // 3))
-    rows = {
-        "opaque_server_login": summary(totals), "opaque_login_init": summary(inits),
-        "opaque_login_finish": summary(finishes), "bare_libopaque": summary(bare), "argon2_verify": summary(verifies),
-    }
+    verifies, argon2_params = argon2_verify(args.argon2_rounds, warmup=3)
+    measured = [("opaque_server_login", "OPAQUE server login (init + finish, HTTP)", [sum(p) for p in http]),
+                ("opaque_login_init", "  /login/init", [p[0] for p in http]),
+                ("opaque_login_finish", "  /login/finish", [p[1] for p in http]),
+                ("bare_libopaque", "bare libopaque (CCResponse + UserAuth)", [sum(p) for p in bare]),
+                ("bare_create_credential_response", "  CreateCredentialResponse", [p[0] for p in bare]),
+                ("bare_user_auth", "  UserAuth", [p[1] for p in bare]),
+                ("argon2_verify", "argon2 PasswordHasher().verify (defaults)", [p[0] for p in verifies])]
+    rows = {key: summary(samples) for key, _label, samples in measured}
     argon2_ratio = rows["argon2_verify"]["median_ms"] / rows["opaque_server_login"]["median_ms"]
     overhead_ratio = rows["opaque_server_login"]["median_ms"] / rows["bare_libopaque"]["median_ms"]
-    machine = {
-        "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "processor": platform.machine(),
-        "packages": {name: metadata.version(name) for name in ("opaque", "argon2-cffi", "Flask", "SQLAlchemy")},
-    }
-    print(f"Cypher login cost — {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
-          f"Python {machine['python']}, {machine['platform']}")
-    print(f"argon2-cffi defaults: {argon2_params}")
-    print(f"\n{'measurement':<44}{'rounds':>7}{'median ms':>11}{'p90 ms':>10}{'min ms':>10}")
-    labels = {"opaque_server_login": "OPAQUE server login (init + finish, HTTP)", "opaque_login_init": "  /login/init",
-              "opaque_login_finish": "  /login/finish", "bare_libopaque": "bare libopaque (CCResponse + UserAuth)",
-              "argon2_verify": "argon2 PasswordHasher().verify (defaults)"}
-    for key, label in labels.items():
-        row = rows[key]
-        print(f"{label:<44}{row['rounds']:>7}{row['median_ms']:>11.3f}{row['p90_ms']:>10.3f}{row['min_ms']:>10.3f}")
     met = argon2_ratio >= TARGET_RATIO
-    print(f"\nargon2 verify / OPAQUE server login (medians): {argon2_ratio:.1f}x  "
+    packages = {name: metadata.version(name) for name in ("opaque", "argon2-cffi", "Flask", "SQLAlchemy")}
+    machine: dict[str, Any] = {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+                               "python": platform.python_version(), "platform": platform.platform(),
+                               "packages": packages}
+
+    print(f"Cypher login cost: {machine['cpu_count']} CPUs ({machine['cpus_usable']} usable), "
+          f"Python {machine['python']}, {machine['platform']}")
+    print(f"argon2-cffi {packages['argon2-cffi']} defaults: {argon2_params}")
+    print(f"\n{'measurement':<44}{'rounds':>7}{'median ms':>11}{'p90 ms':>10}{'min ms':>10}")
+    for key, label, _samples in measured:
+        r = rows[key]
+        print(f"{label:<44}{r['rounds']:>7}{r['median_ms']:>11.3f}{r['p90_ms']:>10.3f}{r['min_ms']:>10.3f}")
+    print(f"\nargon2 verify / OPAQUE server login (medians): {argon2_ratio:8.1f}x   "
           f"target >= {TARGET_RATIO:g}: {'MET' if met else 'NOT MET'}")
-    print(f"OPAQUE server login / bare libopaque (medians): {overhead_ratio:.1f}x")
+    print(f"OPAQUE server login / bare libopaque (medians): {overhead_ratio:8.1f}x")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    result = {
-        "machine": machine, "argon2_parameters": argon2_params, "warmup": args.warmup, "results": rows,
-        "ratios": {"argon2_verify_over_opaque_server_login": argon2_ratio, "target": TARGET_RATIO, "target_met": met,
-                   "opaque_server_login_over_bare_libopaque": overhead_ratio},
-        "measured_at": system_clock().isoformat(timespec="seconds"),
-    }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    ratios = {"argon2_verify_over_opaque_server_login": argon2_ratio, "target": TARGET_RATIO, "target_met": met,
+              "opaque_server_login_over_bare_libopaque": overhead_ratio}
+    RESULTS.write_text(json.dumps({"measured_at": system_clock().isoformat(timespec="seconds"), "machine": machine,
+                                   "warmup": args.warmup, "argon2_parameters": argon2_params, "results": rows,
+                                   "ratios": ratios}, indent=2) + "\n")
     print(f"results written to {RESULTS.relative_to(ROOT)}")
 
 
