@@ -174,7 +174,8 @@ def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
     assert len(taken) == 1, outcomes
     state = taken[0]
     assert not isinstance(state, Exception)
-    assert (state.username, state.user_id, state.expected_client_auth) == ("alice", user.id, SECRET)
+    assert (state.username, state.expected_client_auth) == ("alice", SECRET)
+    assert state.user == user
     assert state.expires_at == NOW + timedelta(seconds=60)
 
 
@@ -183,7 +184,7 @@ def test_login_states_of_unknown_users_and_expired_garbage(store: Store) -> None
     store.create_login_state("new", "ghost", None, SECRET, NOW + timedelta(seconds=61), timedelta(seconds=60))
     assert store.take_login_state("old") is None  # cleared as garbage when "new" was created
     state = store.take_login_state("new")
-    assert state is not None and state.user_id is None
+    assert state is not None and state.user is None
 
 
 def test_ping_answers(store: Store) -> None:

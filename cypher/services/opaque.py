@@ -150,11 +150,10 @@ class OpaqueService:
         if state is None or state.expires_at <= self._clock():
             raise LoginExpired()
         expected = self._sealer.open(state.expected_client_auth, username=state.username, purpose=SEALED_LOGIN_AUTH)
-        if not self._protocol.client_authenticated(expected, ke3) or state.user_id is None:
+        user = state.user
+        # A wrong KE3, an unknown name, and an account deleted since /login/init all look alike.
+        if not self._protocol.client_authenticated(expected, ke3) or user is None or user.username != state.username:
             raise InvalidCredentials()
-        user = self._store.user_by_id(state.user_id)
-        if user is None or user.username != state.username:
-            raise InvalidCredentials()  # the account was deleted while the login was in flight
         if user.status != STATUS_ACTIVE:
             raise AccountPending()
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
