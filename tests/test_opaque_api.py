@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from cypher.services.clock import ManualClock
 from cypher.services.tokens import TokenPurpose
 from cypher.store.models import LoginState, RegistrationState, User
 from cypher.wiring import Services
+from tests.concurrency import race
 from tests.conftest import SERVER_ID
 from tests.opaque_client import (
     OpaqueActions,
@@ -155,31 +155,10 @@ def test_register_finish_refuses_malformed_records_and_keeps_the_state(client: F
     assert client.post("/register/finish", json={"username": username, "registrationRecord": b64(record)}).status_code == 201
 
 
-def _concurrently(app: Flask, count: int, request: Callable[[FlaskClient], Any]) -> list[Any]:
-    """Send `count` requests at the same moment, each from its own test client."""
-    barrier = threading.Barrier(count)
-    responses: list[Any] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = request(client)
-        with lock:
-            responses.append(response)
-
-    threads = [threading.Thread(target=send) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return responses
-
-
 def test_concurrent_register_finish_one_wins(app: Flask, client: FlaskClient, services: Services) -> None:
     username, record = _begin(client, "heidi")
     body = {"username": username, "registrationRecord": b64(record)}
-    responses = _concurrently(app, 2, lambda c: c.post("/register/finish", json=body))
+    responses = race(2, lambda: app.test_client().post("/register/finish", json=body))
     assert sorted(response.status_code for response in responses) == [201, 409]
     loser = next(response for response in responses if response.status_code == 409)
     _error(loser, 409, "username_taken")
@@ -307,7 +286,7 @@ def test_a_login_id_works_once(auth: OpaqueActions, client: FlaskClient, alice: 
 def test_concurrent_use_of_one_login_id(app: Flask, auth: OpaqueActions, alice: str) -> None:
     login_id, ke3 = _login_started(auth)
     body = {"loginId": login_id, "finishLoginRequest": b64(ke3)}
-    responses = _concurrently(app, 4, lambda c: c.post("/login/finish", json=body))
+    responses = race(4, lambda: app.test_client().post("/login/finish", json=body))
     assert sorted(response.status_code for response in responses) == [200, 410, 410, 410]
 
 

@@ -5,11 +5,8 @@ Every test here takes `database_url`, which conftest parametrizes over both data
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
-
 import pytest
 from sqlalchemy import inspect, select
 
@@ -17,8 +14,8 @@ from cypher.services.sealing import SealedValue
 from cypher.store import Store, StoreConflict
 from cypher.store.migrate import current_revision, head_revision, upgrade
 from cypher.store.models import RegistrationState, User
+from tests.concurrency import race
 
-T = TypeVar("T")
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 TTL = timedelta(minutes=5)
 SECRET = SealedValue("kid", b"sealed-secret")
@@ -41,29 +38,6 @@ def _register(store: Store, username: str = "alice", now: datetime = NOW) -> Non
     assert store.finish_registration(username, now, _seal_record) is not None
 
 
-def _race(count: int, work: Callable[[], T]) -> list[T | Exception]:
-    """Run work in `count` threads released at the same moment; collect results or exceptions."""
-    barrier = threading.Barrier(count)
-    results: list[T | Exception] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            outcome: T | Exception = work()
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
-            outcome = error
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
     assert current_revision(store.engine) == head_revision() is not None
     upgrade(store.engine)
@@ -74,7 +48,7 @@ def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
 def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
     stores = [Store(database_url) for _ in range(4)]
     try:
-        outcomes = _race(4, lambda: upgrade(stores.pop().engine))
+        outcomes = race(4, lambda: upgrade(stores.pop().engine))
         assert outcomes == [None] * 4
     finally:
         for leftover in stores:
@@ -156,7 +130,7 @@ def test_an_active_account_is_never_swept(store: Store) -> None:
 
 def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:
     store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-    outcomes = _race(6, lambda: store.finish_registration("alice", NOW, _seal_record))
+    outcomes = race(6, lambda: store.finish_registration("alice", NOW, _seal_record))
     created = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
     assert len(created) == 1 and created[0] is not None
     assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if outcome not in created)
@@ -169,7 +143,7 @@ def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
     user = store.find_user("alice")
     assert user is not None
     store.create_login_state("login-1", "alice", user.id, SECRET, NOW, timedelta(seconds=60))
-    outcomes = _race(8, lambda: store.take_login_state("login-1"))
+    outcomes = race(8, lambda: store.take_login_state("login-1"))
     taken = [outcome for outcome in outcomes if outcome is not None]
     assert len(taken) == 1, outcomes
     state = taken[0]
