@@ -67,9 +67,9 @@ def opaque_http(rounds: int, warmup: int) -> list[Parts]:
         client = app.test_client()
         registered = OpaqueActions(client).register(USERNAME, PASSWORD)
         assert registered.status_code == 201, registered.get_json()
-        user = store.find_user(USERNAME)
+        user = store.accounts.find_user(USERNAME)
         assert user is not None
-        store.set_user_status(user.id, STATUS_ACTIVE, system_clock())
+        store.accounts.set_user_status(user.id, STATUS_ACTIVE, system_clock())
 
         def login_batch(count: int) -> list[Parts]:
             # Logins run in batches: every /login/init, then the clients' Argon2 (untimed), then

@@ -105,9 +105,9 @@ def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped
     """Mark an account active, as TOTP enrolment does when it succeeds."""
 
     def _activate(username: str) -> None:
-        user = services.store.find_user(username)
+        user = services.store.accounts.find_user(username)
         assert user is not None
-        services.store.set_user_status(user.id, STATUS_ACTIVE, clock())
+        services.store.accounts.set_user_status(user.id, STATUS_ACTIVE, clock())
 
     return _activate
 

@@ -118,7 +118,7 @@ def assert_refused_at_client(result: dict[str, Any], username: str, services: Se
     assert result["finishLoginUndefined"] is True
     assert result["finish"] is None
     assert "sessionKeyBytes" not in result
-    assert services.store.take_login_state(result["init"]["body"]["loginId"]) is not None
+    assert services.store.accounts.take_login_state(result["init"]["body"]["loginId"]) is not None
 
 
 def test_serenity_kit_registers_and_logs_in(

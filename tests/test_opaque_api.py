@@ -31,7 +31,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def row_counts(services: Services) -> dict[str, int]:
-    with services.store.reading() as session:
+    with services.store.database.reading() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
             for model in (User, RegistrationState, LoginState)
@@ -117,7 +117,7 @@ def test_register_finish_creates_a_pending_account_and_an_enrolment_token(
     assert body["username"] == "carol" and body["expiresIn"] == 300
     claims = services.tokens.parse(body["enrollmentToken"], TokenPurpose.ENROLL)
     assert claims.subject == "carol"
-    user = services.store.find_user("carol")
+    user = services.store.accounts.find_user("carol")
     assert user is not None and user.status == "pending"
     assert row_counts(services) == {"users": 1, "registration_states": 0, "login_states": 0}
 
@@ -341,10 +341,10 @@ def test_an_account_survives_a_restart(app: Flask, app_config: dict[str, object]
 
 
 def test_records_are_sealed_at_rest(services: Services, alice: str) -> None:
-    with services.store.reading() as session:
+    with services.store.database.reading() as session:
         stored = session.scalar(select(User.opaque_record).where(User.username == "alice"))
     assert stored is not None and len(stored) == 24 + 256 + 16  # nonce, libopaque record, tag
-    user = services.store.find_user("alice")
+    user = services.store.accounts.find_user("alice")
     assert user is not None
     # The server's own long-term key is inside libopaque's record; it must not appear in the clear.
     from cypher.keys import KeyPurpose

@@ -34,8 +34,8 @@ def _seal_record(sealed: SealedValue) -> SealedValue:
 
 
 def _register(store: Store, username: str = "alice", now: datetime = NOW) -> None:
-    store.begin_registration(username, SECRET, now, TTL, pending_cutoff=now - TTL)
-    assert store.finish_registration(username, now, _seal_record) is not None
+    store.accounts.begin_registration(username, SECRET, now, TTL, pending_cutoff=now - TTL)
+    assert store.accounts.finish_registration(username, now, _seal_record) is not None
 
 
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
@@ -60,90 +60,90 @@ def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
 
 def test_datetimes_come_back_aware_utc(store: Store) -> None:
     _register(store)
-    user = store.find_user("alice")
+    user = store.accounts.find_user("alice")
     assert user is not None and user.created_at == NOW and user.created_at.tzinfo is timezone.utc
     with pytest.raises(Exception, match="naive"):
-        store.begin_registration("bob", SECRET, NOW.replace(tzinfo=None), TTL, pending_cutoff=NOW)
-    assert store.find_user("bob") is None
+        store.accounts.begin_registration("bob", SECRET, NOW.replace(tzinfo=None), TTL, pending_cutoff=NOW)
+    assert store.accounts.find_user("bob") is None
 
 
 def test_registration_creates_a_pending_user_with_the_sealed_record(store: Store) -> None:
     _register(store)
-    user = store.find_user("alice")
+    user = store.accounts.find_user("alice")
     assert user is not None
     assert user.status == "pending"
     assert user.opaque_record == SealedValue("kid", b"record-from-sealed-secret")
-    with store.reading() as session:
+    with store.database.reading() as session:
         assert session.scalar(select(RegistrationState).where(RegistrationState.username == "alice")) is None
 
 
 def test_a_taken_name_or_a_live_registration_holds_the_name(store: Store) -> None:
-    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
     with pytest.raises(StoreConflict):
-        store.begin_registration("alice", SECRET, NOW + timedelta(seconds=1), TTL, pending_cutoff=NOW - TTL)
-    assert store.finish_registration("alice", NOW, _seal_record) is not None
+        store.accounts.begin_registration("alice", SECRET, NOW + timedelta(seconds=1), TTL, pending_cutoff=NOW - TTL)
+    assert store.accounts.finish_registration("alice", NOW, _seal_record) is not None
     with pytest.raises(StoreConflict):
-        store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+        store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
 
 
 def test_an_expired_registration_state_frees_the_name(store: Store) -> None:
-    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
     later = NOW + TTL
-    assert store.finish_registration("alice", later, _seal_record) is None
-    assert store.find_user("alice") is None
-    store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+    assert store.accounts.finish_registration("alice", later, _seal_record) is None
+    assert store.accounts.find_user("alice") is None
+    store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
 
 
 def test_finish_without_state_is_none_and_writes_nothing(store: Store) -> None:
-    assert store.finish_registration("nobody", NOW, _seal_record) is None
-    assert store.find_user("nobody") is None
+    assert store.accounts.finish_registration("nobody", NOW, _seal_record) is None
+    assert store.accounts.find_user("nobody") is None
 
 
 def test_a_failing_seal_rolls_back_and_keeps_the_state(store: Store) -> None:
-    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
 
     def broken_seal(_: SealedValue) -> SealedValue:
         raise RuntimeError("sealing failed")
 
     with pytest.raises(RuntimeError):
-        store.finish_registration("alice", NOW, broken_seal)
-    assert store.find_user("alice") is None
-    assert store.finish_registration("alice", NOW, _seal_record) is not None
+        store.accounts.finish_registration("alice", NOW, broken_seal)
+    assert store.accounts.find_user("alice") is None
+    assert store.accounts.finish_registration("alice", NOW, _seal_record) is not None
 
 
 def test_an_expired_pending_account_frees_its_name(store: Store) -> None:
     _register(store)
     later = NOW + TTL + timedelta(seconds=1)
-    store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-    assert store.find_user("alice") is None
+    store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+    assert store.accounts.find_user("alice") is None
 
 
 def test_an_active_account_is_never_swept(store: Store) -> None:
     _register(store)
-    user = store.find_user("alice")
-    assert user is not None and store.set_user_status(user.id, "active", NOW)
+    user = store.accounts.find_user("alice")
+    assert user is not None and store.accounts.set_user_status(user.id, "active", NOW)
     later = NOW + timedelta(days=30)
     with pytest.raises(StoreConflict):
-        store.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-    assert store.set_user_status(10_000, "active", NOW) is False
+        store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
+    assert store.accounts.set_user_status(10_000, "active", NOW) is False
 
 
 def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:
-    store.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-    outcomes = race(6, lambda: store.finish_registration("alice", NOW, _seal_record))
+    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
+    outcomes = race(6, lambda: store.accounts.finish_registration("alice", NOW, _seal_record))
     created = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
     assert len(created) == 1 and created[0] is not None
     assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if outcome not in created)
-    with store.reading() as session:
+    with store.database.reading() as session:
         assert len(session.scalars(select(User)).all()) == 1
 
 
 def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
     _register(store)
-    user = store.find_user("alice")
+    user = store.accounts.find_user("alice")
     assert user is not None
-    store.create_login_state("login-1", "alice", user.id, SECRET, NOW, timedelta(seconds=60))
-    outcomes = race(8, lambda: store.take_login_state("login-1"))
+    store.accounts.create_login_state("login-1", "alice", user.id, SECRET, NOW, timedelta(seconds=60))
+    outcomes = race(8, lambda: store.accounts.take_login_state("login-1"))
     taken = [outcome for outcome in outcomes if outcome is not None]
     assert len(taken) == 1, outcomes
     state = taken[0]
@@ -154,12 +154,23 @@ def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
 
 
 def test_login_states_of_unknown_users_and_expired_garbage(store: Store) -> None:
-    store.create_login_state("old", "ghost", None, SECRET, NOW, timedelta(seconds=60))
-    store.create_login_state("new", "ghost", None, SECRET, NOW + timedelta(seconds=61), timedelta(seconds=60))
-    assert store.take_login_state("old") is None  # cleared as garbage when "new" was created
-    state = store.take_login_state("new")
+    store.accounts.create_login_state("old", "ghost", None, SECRET, NOW, timedelta(seconds=60))
+    store.accounts.create_login_state("new", "ghost", None, SECRET, NOW + timedelta(seconds=61), timedelta(seconds=60))
+    assert store.accounts.take_login_state("old") is None  # cleared as garbage when "new" was created
+    state = store.accounts.take_login_state("new")
     assert state is not None and state.user is None
 
 
 def test_ping_answers(store: Store) -> None:
     store.ping()
+
+
+def test_migrations_and_models_agree(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from cypher.store.models import Base
+
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []

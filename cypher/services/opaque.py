@@ -100,7 +100,7 @@ class OpaqueService:
         now = self._clock()
         sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
         try:
-            self._store.begin_registration(
+            self._store.accounts.begin_registration(
                 username, sealed_secret, now, self._lifetimes.registration_state,
                 pending_cutoff=now - self._lifetimes.pending_account,
             )
@@ -121,7 +121,7 @@ class OpaqueService:
             return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 
         try:
-            user = self._store.finish_registration(username, self._clock(), seal_user_record)
+            user = self._store.accounts.finish_registration(username, self._clock(), seal_user_record)
         except StoreConflict:
             raise UsernameTaken() from None
         if user is None:
@@ -130,7 +130,7 @@ class OpaqueService:
 
     def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
         username = canonical_username(raw_username)
-        user = self._store.find_user(username)
+        user = self._store.accounts.find_user(username)
         if user is None:
             record = self._protocol.fake_user_record(username)
         else:
@@ -138,7 +138,7 @@ class OpaqueService:
         response = _protocol_call(self._protocol.login_response, ke1, record, username)
         login_id = secrets.token_urlsafe(LOGIN_ID_BYTES)
         sealed_auth = self._sealer.seal(response.expected_client_auth, username=username, purpose=SEALED_LOGIN_AUTH)
-        self._store.create_login_state(
+        self._store.accounts.create_login_state(
             login_id, username, None if user is None else user.id, sealed_auth, self._clock(), self._lifetimes.login_state
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
@@ -146,7 +146,7 @@ class OpaqueService:
     def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
         if len(ke3) != KE3_BYTES:
             raise InvalidMessage(f"finishLoginRequest must be {KE3_BYTES} bytes, not {len(ke3)}")
-        state = self._store.take_login_state(login_id)
+        state = self._store.accounts.take_login_state(login_id)
         if state is None or state.expires_at <= self._clock():
             raise LoginExpired()
         expected = self._sealer.open(state.expected_client_auth, username=state.username, purpose=SEALED_LOGIN_AUTH)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -44,16 +44,23 @@ class User(Base):
     # libopaque's 256-byte user record, sealed with the at-rest key (see services/sealing.py).
     opaque_record: Mapped[bytes] = mapped_column(LargeBinary)
     opaque_record_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
+    # The TOTP secret, sealed; set by /totp/setup, used once the account is active.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_secret_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH), nullable=True)
+    # The last 30-second step whose code was accepted: a code is good once.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RegistrationState(Base):
-    """Between /register/init and /register/finish: the server's OPRF secret, sealed."""
+    """Between the two OPAQUE registration steps (a new account, or a password change): the
+    server's OPRF secret, sealed. One per username at a time."""
 
     __tablename__ = "registration_states"
 
     username: Mapped[str] = mapped_column(String(USERNAME_LENGTH), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), default="register")  # "register" | "password"
     server_secret: Mapped[bytes] = mapped_column(LargeBinary)
     server_secret_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -73,3 +80,57 @@ class LoginState(Base):
     expected_client_auth_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code, stored only as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (UniqueConstraint("user_id", "code_hash", name="uq_recovery_codes_user_hash"),)
+
+
+class PassAuthUse(Base):
+    """How often a pass-auth token has been tried at /totp/verify-login, and whether it is spent."""
+
+    __tablename__ = "pass_auth_uses"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    attempts: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UserSession(Base):
+    """A logged-in device. Revoking it stops its access and refresh tokens at once."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RefreshToken(Base):
+    """One issued refresh token (by its jti). Spending is a compare-and-set on spent_at."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,195 @@
+"""Accounts and their OPAQUE protocol state: users, open registrations, logins in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cypher.services.sealing import SealedValue
+from cypher.store.database import Database
+from cypher.store.models import LoginState, RegistrationState, UserSession
+from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
+
+registration_states = RegistrationState.__table__
+login_states = LoginState.__table__
+sessions = UserSession.__table__
+
+# Expired protocol state is garbage; it is cleared at most this often, on the way past.
+GARBAGE_INTERVAL = timedelta(seconds=60)
+
+REGISTER = "register"
+PASSWORD_CHANGE = "password"
+
+
+class StoreConflict(Exception):
+    """A row that must be unique already exists."""
+
+
+@dataclass(frozen=True)
+class LoginStateRecord:
+    login_id: str
+    username: str
+    expected_client_auth: SealedValue
+    expires_at: datetime
+    user: UserRecord | None  # None for an unknown name, or an account deleted since /login/init
+
+
+# The statements of the login path, built once: building and caching a statement on every call
+# costs more than running it on SQLite.
+_SELECT_USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("username"))
+_SELECT_USER_BY_ID = select(*USER_COLUMNS).where(users.c.id == bindparam("user_id"))
+_INSERT_LOGIN_STATE = insert(login_states)
+_DELETE_EXPIRED_LOGIN_STATES = delete(login_states).where(login_states.c.expires_at <= bindparam("now"))
+_TAKE_LOGIN_STATE = (
+    delete(login_states)
+    .where(login_states.c.id == bindparam("login_id"))
+    .returning(
+        login_states.c.username, login_states.c.user_id, login_states.c.expected_client_auth,
+        login_states.c.expected_client_auth_key_id, login_states.c.expires_at,
+    )
+)
+
+
+class AccountStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._garbage_cleared_at: datetime | None = None
+
+    def _garbage_due(self, now: datetime) -> bool:
+        if self._garbage_cleared_at is not None and now - self._garbage_cleared_at < GARBAGE_INTERVAL:
+            return False
+        self._garbage_cleared_at = now
+        return True
+
+    # -- users ------------------------------------------------------------------------------
+
+    def find_user(self, username: str) -> UserRecord | None:
+        with self._database.reading() as connection:
+            row = connection.execute(_SELECT_USER_BY_NAME, {"username": username}).first()
+            return None if row is None else user_record(row)
+
+    def set_user_status(self, user_id: int, status: str, now: datetime) -> bool:
+        """Change an account's status; False when it no longer exists."""
+        with self._database.writing() as connection:
+            result = connection.execute(
+                update(users).where(users.c.id == user_id).values(status=status, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    # -- registration -----------------------------------------------------------------------
+
+    def begin_registration(
+        self, username: str, server_secret: SealedValue, now: datetime, ttl: timedelta, pending_cutoff: datetime
+    ) -> None:
+        """Hold the username for one registration; StoreConflict if it has an account or a live one.
+
+        A pending account older than pending_cutoff is deleted first: its name is free again.
+        """
+        with self._database.writing() as connection:
+            connection.execute(
+                delete(users).where(
+                    users.c.username == username, users.c.status == "pending", users.c.created_at < pending_cutoff
+                )
+            )
+            connection.execute(
+                delete(registration_states).where(
+                    registration_states.c.username == username, registration_states.c.expires_at <= now
+                )
+            )
+            if connection.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+                raise StoreConflict("user")
+            try:
+                connection.execute(
+                    insert(registration_states).values(
+                        username=username,
+                        server_secret=server_secret.ciphertext,
+                        server_secret_key_id=server_secret.key_id,
+                        created_at=now,
+                        expires_at=now + ttl,
+                    )
+                )
+            except IntegrityError:
+                raise StoreConflict("registration") from None
+
+    def finish_registration(
+        self, username: str, now: datetime, seal_record: Callable[[SealedValue], SealedValue]
+    ) -> UserRecord | None:
+        """Spend the registration state and create the pending user in one transaction.
+
+        seal_record turns the kept server secret into the sealed user record. Returns None when no
+        live state exists; raises StoreConflict when the user exists (another request won).
+        """
+        with self._database.writing() as connection:
+            state = connection.execute(
+                delete(registration_states)
+                .where(registration_states.c.username == username)
+                .returning(
+                    registration_states.c.server_secret,
+                    registration_states.c.server_secret_key_id,
+                    registration_states.c.expires_at,
+                )
+            ).first()
+            if state is None or state.expires_at <= now:
+                if connection.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
+                    raise StoreConflict("user")
+                return None
+            sealed = seal_record(SealedValue(state.server_secret_key_id, state.server_secret))
+            try:
+                row = connection.execute(
+                    insert(users)
+                    .values(
+                        username=username,
+                        status="pending",
+                        opaque_record=sealed.ciphertext,
+                        opaque_record_key_id=sealed.key_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*USER_COLUMNS)
+                ).one()
+            except IntegrityError:
+                raise StoreConflict("user") from None
+            return user_record(row)
+
+    # -- login ------------------------------------------------------------------------------
+
+    def create_login_state(
+        self, login_id: str, username: str, user_id: int | None, expected_client_auth: SealedValue,
+        now: datetime, ttl: timedelta,
+    ) -> None:
+        with self._database.writing() as connection:
+            if self._garbage_due(now):
+                connection.execute(_DELETE_EXPIRED_LOGIN_STATES, {"now": now})
+            connection.execute(
+                _INSERT_LOGIN_STATE,
+                {
+                    "id": login_id,
+                    "username": username,
+                    "user_id": user_id,
+                    "expected_client_auth": expected_client_auth.ciphertext,
+                    "expected_client_auth_key_id": expected_client_auth.key_id,
+                    "created_at": now,
+                    "expires_at": now + ttl,
+                },
+            )
+
+    def take_login_state(self, login_id: str) -> LoginStateRecord | None:
+        """Delete and return a login state with its account: of two requests with one id, one gets it."""
+        with self._database.writing() as connection:
+            state = connection.execute(_TAKE_LOGIN_STATE, {"login_id": login_id}).first()
+            if state is None:
+                return None
+            user_row = None
+            if state.user_id is not None:
+                user_row = connection.execute(_SELECT_USER_BY_ID, {"user_id": state.user_id}).first()
+            return LoginStateRecord(
+                login_id=login_id,
+                username=state.username,
+                expected_client_auth=SealedValue(state.expected_client_auth_key_id, state.expected_client_auth),
+                expires_at=state.expires_at,
+                user=None if user_row is None else user_record(user_row),
+            )
