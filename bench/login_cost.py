@@ -32,7 +32,7 @@ import opaque  # noqa: E402
 import pysodium  # noqa: E402
 
 from cypher import create_app  # noqa: E402
-from cypher.services.accounts import STATUS_ACTIVE  # noqa: E402
+from cypher.services.users import STATUS_ACTIVE  # noqa: E402
 from cypher.services.clock import system_clock  # noqa: E402
 from tests.opaque_client import OpaqueActions, b64, finish_login, ids, start_login, unb64  # noqa: E402
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_cors import CORS
 
 from cypher.config import load_config
 from cypher.http import register_error_handlers
@@ -36,10 +37,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_NAME] = build_services(app.config, keyring, store, clock)
 
     register_error_handlers(app)
-    from cypher.blueprints import gateway, opaque
+    from cypher.blueprints import account, gateway, opaque, sessions, totp
 
-    app.register_blueprint(opaque.bp)
-    app.register_blueprint(gateway.bp)
+    for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp):
+        app.register_blueprint(blueprint)
+    if app.config["ALLOWED_ORIGINS"]:
+        # Only the listed origins, with credentials; nothing at all when the list is empty.
+        CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True)
 
     from cypher.cli import register_commands
 

@@ -41,6 +41,15 @@ def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def _origins(raw: str) -> list[str]:
+    origins = [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in {"http", "https"} or not rest or "/" in rest:
+            raise ConfigError(f"CYPHER_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com")
+    return origins
+
+
 def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every CYPHER_* setting; paths default into the instance folder."""
     env = os.environ if environ is None else environ
@@ -64,4 +73,8 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "REFRESH_TTL": _integer(env, "CYPHER_REFRESH_TTL", 30 * 24 * 3600),
         "COOKIE_SECURE": _boolean(env, "CYPHER_COOKIE_SECURE", mode != "development"),
         "MIGRATE_ON_START": _boolean(env, "CYPHER_MIGRATE_ON_START", True),
+        "TOTP_ISSUER": env.get("CYPHER_TOTP_ISSUER") or "Cypher",
+        # Origins (scheme://host[:port]) other than Cypher's own that may call it with cookies:
+        # CORS answers them, and cookie-authenticated state changes accept their Origin header.
+        "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),
     }

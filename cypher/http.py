@@ -23,8 +23,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_credentials": 401,
     "invalid_token": 401,
     "token_expired": 401,
+    "token_reused": 401,
+    "invalid_totp": 401,
+    "pass_auth_expired": 401,
     "account_pending": 403,
+    "origin_rejected": 403,
+    "not_found": 404,
     "username_taken": 409,
+    "password_change_in_progress": 409,
+    "too_many_attempts": 429,
     "registration_expired": 410,
     "login_expired": 410,
 }
@@ -52,6 +59,11 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def optional_json_body() -> dict[str, Any]:
+    """Like json_body, for endpoints whose every field may instead come from a header or cookie."""
+    return json_body() if request.content_length else {}
+
+
 def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
@@ -59,6 +71,12 @@ def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is too long.")
     return value
+
+
+def optional_string_field(body: dict[str, Any], name: str, max_length: int) -> str | None:
+    if body.get(name) is None:
+        return None
+    return string_field(body, name, max_length)
 
 
 def base64url_field(body: dict[str, Any], name: str, decoded_length: int) -> bytes:

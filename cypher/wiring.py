@@ -9,11 +9,14 @@ from typing import Any
 from flask import current_app
 
 from cypher.keys import KeyPurpose, KeyRing
+from cypher.services.accounts import AccountService
 from cypher.services.clock import Clock
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
 from cypher.services.sealing import Sealer
+from cypher.services.sessions import SessionService
 from cypher.services.tokens import TokenPurpose, TokenService
+from cypher.services.totp import RecoveryCodes, TotpService
 from cypher.store import Store
 
 EXTENSION_NAME = "cypher"
@@ -25,6 +28,9 @@ class Services:
     keyring: KeyRing
     tokens: TokenService
     opaque: OpaqueService
+    sessions: SessionService
+    totp: TotpService
+    accounts: AccountService
 
 
 def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
@@ -45,10 +51,11 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         server_private_key=keyring[KeyPurpose.OPAQUE_SERVER].current,
         fake_record_secret=keyring[KeyPurpose.FAKE_RECORD].current,
     )
+    sealer = Sealer(keyring[KeyPurpose.AT_REST])
     opaque = OpaqueService(
         store,
         protocol,
-        Sealer(keyring[KeyPurpose.AT_REST]),
+        sealer,
         tokens,
         clock,
         OpaqueLifetimes(
@@ -57,7 +64,14 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
             pending_account=timedelta(seconds=config["PENDING_TTL"]),
         ),
     )
-    return Services(store=store, keyring=keyring, tokens=tokens, opaque=opaque)
+    sessions = SessionService(store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]))
+    totp = TotpService(
+        store, sealer, tokens, sessions, RecoveryCodes(keyring[KeyPurpose.AT_REST]), clock, config["TOTP_ISSUER"]
+    )
+    accounts = AccountService(store, opaque, totp, sessions)
+    return Services(
+        store=store, keyring=keyring, tokens=tokens, opaque=opaque, sessions=sessions, totp=totp, accounts=accounts
+    )
 
 
 def services() -> Services:

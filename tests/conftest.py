@@ -17,9 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from cypher import create_app
-from cypher.services.accounts import STATUS_ACTIVE
+from cypher.services.users import STATUS_ACTIVE
 from cypher.services.clock import ManualClock
 from cypher.wiring import Services
+from tests.auth_actions import AuthActions, Enrolled
 from tests.opaque_client import OpaqueActions
 
 SERVER_ID = "cypher.test"
@@ -98,6 +99,17 @@ def services(app: Flask) -> Services:
 @pytest.fixture
 def auth(client: FlaskClient) -> OpaqueActions:
     return OpaqueActions(client)
+
+
+@pytest.fixture
+def actions(client: FlaskClient, clock: ManualClock) -> AuthActions:
+    return AuthActions(client, clock)
+
+
+@pytest.fixture
+def user(actions: AuthActions) -> Enrolled:
+    """An active account with TOTP enrolled: alice."""
+    return actions.enrol("alice", "correct horse battery staple")
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def finish_login(start: LoginStart, ke2: bytes, username: str, server_id: str) -
 
 
 class OpaqueActions:
-    """Register and log in through the HTTP API, like the browser does (flaskr's AuthActions)."""
+    """Register and log in with OPAQUE through the HTTP API, like the browser does."""
 
     def __init__(self, client: JsonPoster) -> None:
         self._client = client

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from cypher.blueprints.authn import set_pass_auth_cookie
 from cypher.http import base64url_field, encode_base64url, json_body, string_field
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
@@ -15,7 +16,6 @@ from cypher.wiring import services
 
 bp = Blueprint("opaque", __name__)
 
-PASS_AUTH_COOKIE = "cypher_pass_auth"
 # libopaque's fixed key stretching function, which the browser must use too.
 KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "parallelism": 1}}
 MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
@@ -73,15 +73,7 @@ def login_finish() -> Response:
     )
     pass_auth = finished.pass_auth
     response = jsonify(username=finished.username, passAuthToken=pass_auth.token, expiresIn=pass_auth.lifetime_seconds)
-    response.set_cookie(
-        PASS_AUTH_COOKIE,
-        pass_auth.token,
-        max_age=pass_auth.lifetime_seconds,
-        path="/totp",
-        secure=current_app.config["COOKIE_SECURE"],
-        httponly=True,
-        samesite="Strict",
-    )
+    set_pass_auth_cookie(response, pass_auth.token, pass_auth.lifetime_seconds)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -65,3 +65,38 @@ class InvalidToken(CypherError):
 class TokenExpired(InvalidToken):
     code = "token_expired"
     message = "The token has expired."
+
+
+class TokenReused(InvalidToken):
+    code = "token_reused"
+    message = "This refresh token was already used; the session has been revoked."
+
+
+class NotFound(CypherError):
+    code = "not_found"
+    message = "Not found."
+
+
+class InvalidTotp(CypherError):
+    code = "invalid_totp"
+    message = "Invalid TOTP code"
+
+
+class PassAuthExpired(CypherError):
+    code = "pass_auth_expired"
+    message = "Password authentication token not found or expired"
+
+
+class TooManyAttempts(CypherError):
+    code = "too_many_attempts"
+    message = "Too many wrong codes. Log in with your password again."
+
+
+class OriginRejected(CypherError):
+    code = "origin_rejected"
+    message = "This request must come from an allowed origin."
+
+
+class PasswordChangeInProgress(CypherError):
+    code = "password_change_in_progress"
+    message = "A password change is already in progress; finish it or wait a minute."

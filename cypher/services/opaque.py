@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
-from cypher.services.accounts import STATUS_ACTIVE, canonical_username
+from cypher.services.users import STATUS_ACTIVE, canonical_username
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountPending,
     InvalidCredentials,
     InvalidMessage,
     LoginExpired,
+    PasswordChangeInProgress,
     RegistrationExpired,
     UsernameTaken,
 )
@@ -113,20 +114,51 @@ class OpaqueService:
     def finish_registration(self, raw_username: object, registration_record: bytes) -> RegistrationFinished:
         username = canonical_username(raw_username)
         # Check the record before the state is spent, so a malformed one can be sent again.
+        self.check_registration_record(registration_record)
+        try:
+            user = self._store.accounts.finish_registration(
+                username, self._clock(), self._record_sealer(username, registration_record)
+            )
+        except StoreConflict:
+            raise UsernameTaken() from None
+        if user is None:
+            raise RegistrationExpired()
+        return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
+
+    def start_password_change(self, username: str, registration_request: bytes) -> RegistrationStarted:
+        """OPAQUE re-registration of an existing account; the caller has authenticated it."""
+        server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
+        sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+        try:
+            # Only the password-change TTL (the login TTL) holds the account: a client that gave
+            # up can start again a minute later.
+            self._store.accounts.begin_password_change(
+                username, sealed_secret, self._clock(), self._lifetimes.login_state
+            )
+        except StoreConflict:
+            raise PasswordChangeInProgress() from None
+        return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
+
+    def check_registration_record(self, registration_record: bytes) -> None:
         _protocol_call(self._protocol.check_registration_record, registration_record)
+
+    def finish_password_change(self, user_id: int, username: str, registration_record: bytes) -> None:
+        self.check_registration_record(registration_record)
+        changed = self._store.accounts.finish_password_change(
+            user_id, username, self._clock(), self._record_sealer(username, registration_record)
+        )
+        if not changed:
+            raise RegistrationExpired("The password change has expired; start again.")
+
+    def _record_sealer(self, username: str, registration_record: bytes) -> Callable[[SealedValue], SealedValue]:
+        """Turn the kept, sealed server secret into the sealed user record (inside the store's transaction)."""
 
         def seal_user_record(sealed_secret: SealedValue) -> SealedValue:
             server_secret = self._sealer.open(sealed_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
             record = self._protocol.user_record(server_secret, registration_record)
             return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 
-        try:
-            user = self._store.accounts.finish_registration(username, self._clock(), seal_user_record)
-        except StoreConflict:
-            raise UsernameTaken() from None
-        if user is None:
-            raise RegistrationExpired()
-        return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
+        return seal_user_record
 
     def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
         username = canonical_username(raw_username)

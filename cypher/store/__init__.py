@@ -14,8 +14,12 @@ from sqlalchemy import Engine
 from cypher.store.accounts import AccountStore, LoginStateRecord, StoreConflict
 from cypher.store.database import Database
 from cypher.store.records import UserRecord
+from cypher.store.second_factor import Attempt, SecondFactorStore
+from cypher.store.sessions import Rotation, SessionRecord, SessionStore
 
-__all__ = ["LoginStateRecord", "Store", "StoreConflict", "UserRecord"]
+__all__ = [
+    "Attempt", "LoginStateRecord", "Rotation", "SessionRecord", "Store", "StoreConflict", "UserRecord",
+]
 
 
 class Store:
@@ -23,6 +27,8 @@ class Store:
         self.url = url
         self.database = Database(url)
         self.accounts = AccountStore(self.database)
+        self.second_factor = SecondFactorStore(self.database)
+        self.sessions = SessionStore(self.database)
 
     @property
     def engine(self) -> Engine:

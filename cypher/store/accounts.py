@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cypher.services.users import STATUS_PENDING
 from cypher.services.sealing import SealedValue
 from cypher.store.database import Database
-from cypher.store.models import LoginState, RegistrationState, UserSession
+from cypher.store.models import LoginState, RegistrationState
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
 
 registration_states = RegistrationState.__table__
 login_states = LoginState.__table__
-sessions = UserSession.__table__
 
 # Expired protocol state is garbage; it is cleared at most this often, on the way past.
 GARBAGE_INTERVAL = timedelta(seconds=60)
@@ -87,13 +87,11 @@ class AccountStore:
     ) -> None:
         """Hold the username for one registration; StoreConflict if it has an account or a live one.
 
-        A pending account older than pending_cutoff is deleted first: its name is free again.
+        Pending accounts older than pending_cutoff are deleted first: their names are free again.
         """
         with self._database.writing() as connection:
             connection.execute(
-                delete(users).where(
-                    users.c.username == username, users.c.status == "pending", users.c.created_at < pending_cutoff
-                )
+                delete(users).where(users.c.status == STATUS_PENDING, users.c.created_at < pending_cutoff)
             )
             connection.execute(
                 delete(registration_states).where(
@@ -106,6 +104,7 @@ class AccountStore:
                 connection.execute(
                     insert(registration_states).values(
                         username=username,
+                        purpose=REGISTER,
                         server_secret=server_secret.ciphertext,
                         server_secret_key_id=server_secret.key_id,
                         created_at=now,
@@ -126,7 +125,7 @@ class AccountStore:
         with self._database.writing() as connection:
             state = connection.execute(
                 delete(registration_states)
-                .where(registration_states.c.username == username)
+                .where(registration_states.c.username == username, registration_states.c.purpose == REGISTER)
                 .returning(
                     registration_states.c.server_secret,
                     registration_states.c.server_secret_key_id,
@@ -143,7 +142,7 @@ class AccountStore:
                     insert(users)
                     .values(
                         username=username,
-                        status="pending",
+                        status=STATUS_PENDING,
                         opaque_record=sealed.ciphertext,
                         opaque_record_key_id=sealed.key_id,
                         created_at=now,
@@ -193,3 +192,67 @@ class AccountStore:
                 expires_at=state.expires_at,
                 user=None if user_row is None else user_record(user_row),
             )
+
+    # -- password change --------------------------------------------------------------------
+
+    def begin_password_change(self, username: str, server_secret: SealedValue, now: datetime, ttl: timedelta) -> None:
+        """Hold the account for one password change; StoreConflict while another one is open."""
+        with self._database.writing() as connection:
+            connection.execute(
+                delete(registration_states).where(
+                    registration_states.c.username == username, registration_states.c.expires_at <= now
+                )
+            )
+            try:
+                connection.execute(
+                    insert(registration_states).values(
+                        username=username, purpose=PASSWORD_CHANGE, server_secret=server_secret.ciphertext,
+                        server_secret_key_id=server_secret.key_id, created_at=now, expires_at=now + ttl,
+                    )
+                )
+            except IntegrityError:
+                raise StoreConflict("password change") from None
+
+    def finish_password_change(
+        self, user_id: int, username: str, now: datetime, seal_record: Callable[[SealedValue], SealedValue]
+    ) -> bool:
+        """Spend the open password change and store the new record; False when none is open."""
+        with self._database.writing() as connection:
+            state = connection.execute(
+                delete(registration_states)
+                .where(registration_states.c.username == username, registration_states.c.purpose == PASSWORD_CHANGE)
+                .returning(
+                    registration_states.c.server_secret,
+                    registration_states.c.server_secret_key_id,
+                    registration_states.c.expires_at,
+                )
+            ).first()
+            if state is None or state.expires_at <= now:
+                return False
+            sealed = seal_record(SealedValue(state.server_secret_key_id, state.server_secret))
+            result = connection.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.username == username)
+                .values(opaque_record=sealed.ciphertext, opaque_record_key_id=sealed.key_id, updated_at=now)
+            )
+            return result.rowcount == 1
+
+    # -- removal ----------------------------------------------------------------------------
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete an account; its sessions, tokens and codes go with it (ON DELETE CASCADE)."""
+        with self._database.writing() as connection:
+            return connection.execute(delete(users).where(users.c.id == user_id)).rowcount == 1
+
+    def purge(self, now: datetime, pending_cutoff: datetime) -> dict[str, int]:
+        """Delete expired pending accounts and expired protocol state; how many of each."""
+        with self._database.writing() as connection:
+            return {
+                "pending_accounts": connection.execute(
+                    delete(users).where(users.c.status == STATUS_PENDING, users.c.created_at < pending_cutoff)
+                ).rowcount,
+                "registration_states": connection.execute(
+                    delete(registration_states).where(registration_states.c.expires_at <= now)
+                ).rowcount,
+                "login_states": connection.execute(delete(login_states).where(login_states.c.expires_at <= now)).rowcount,
+            }

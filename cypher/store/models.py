@@ -97,14 +97,16 @@ class RecoveryCode(Base):
 
 
 class PassAuthUse(Base):
-    """How often a pass-auth token has been tried at /totp/verify-login, and whether it is spent."""
+    """How often a pass-auth token has been tried at /totp/verify-login, and whether it is spent.
+
+    Each attempt is counted before its code is checked, so concurrent guesses stay within the limit.
+    """
 
     __tablename__ = "pass_auth_uses"
 
     token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     attempts: Mapped[int] = mapped_column(Integer)
-    failures: Mapped[int] = mapped_column(Integer)
     spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

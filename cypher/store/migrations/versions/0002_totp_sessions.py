@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("token_id", sa.String(64), primary_key=True),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("spent_at", sa.DateTime(), nullable=True),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
     )

@@ -1,0 +1,58 @@
+"""Account actions over HTTP (API.md: Account); each needs a session and a fresh TOTP code."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from cypher.blueprints.authn import current_principal
+from cypher.http import base64url_field, encode_base64url, json_body, string_field
+from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
+from cypher.wiring import services
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+MAX_CODE_FIELD = 16
+
+
+@bp.post("/password/init")
+def password_init() -> Response:
+    principal = current_principal()
+    body = json_body()
+    started = services().accounts.start_password_change(
+        principal, base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES)
+    )
+    return jsonify(
+        username=started.username,
+        serverId=started.server_id,
+        registrationResponse=encode_base64url(started.registration_response),
+    )
+
+
+@bp.post("/password/finish")
+def password_finish() -> Response:
+    principal = current_principal()
+    body = json_body()
+    revoked = services().accounts.finish_password_change(
+        principal,
+        base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
+        string_field(body, "code", MAX_CODE_FIELD),
+    )
+    return jsonify(username=principal.username, revokedSessions=revoked)
+
+
+@bp.post("/recovery-codes")
+def recovery_codes() -> Response:
+    principal = current_principal()
+    body = json_body()
+    codes = services().accounts.regenerate_recovery_codes(principal, string_field(body, "code", MAX_CODE_FIELD))
+    response = jsonify(recoveryCodes=codes)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("")
+def delete_account() -> tuple[str, int]:
+    principal = current_principal()
+    body = json_body()
+    services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD))
+    return "", 204

@@ -1,0 +1,104 @@
+"""Who is calling: tokens from the Authorization header, the body or cookies; session cookies;
+and the Origin check that keeps cookie-authenticated state changes from other sites out (CSRF)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+
+from cypher.services.errors import InvalidToken, OriginRejected
+from cypher.services.sessions import ClientInfo, Principal, SessionTokens
+from cypher.services.tokens import MAX_TOKEN_LENGTH
+from cypher.wiring import services
+
+ACCESS_COOKIE = "cypher_access"
+REFRESH_COOKIE = "cypher_refresh"
+PASS_AUTH_COOKIE = "cypher_pass_auth"
+REFRESH_PATH = "/api/refresh-token"
+PASS_AUTH_PATH = "/totp"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def client_info() -> ClientInfo:
+    return ClientInfo(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+
+
+def bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def check_origin() -> None:
+    """Refuse a cookie-authenticated state change unless its Origin is Cypher's own or allowed.
+
+    Browsers send Origin with every POST and DELETE; SameSite=Strict cookies already stay home,
+    and this is the second lock on the door.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("Origin", "").rstrip("/")
+    own_origin = request.host_url.rstrip("/")
+    if not origin or (origin != own_origin and origin not in current_app.config["ALLOWED_ORIGINS"]):
+        raise OriginRejected()
+
+
+def token_from(body: dict[str, Any] | None, field: str | None, cookie: str) -> str | None:
+    """A token from the Authorization header, a body field, or a cookie (checking the Origin)."""
+    token = bearer_token()
+    if token is None and body is not None and field is not None:
+        value = body.get(field)
+        token = value if isinstance(value, str) and value else None
+    if token is None and cookie in request.cookies:
+        check_origin()
+        token = request.cookies[cookie]
+    if token is not None and len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken()
+    return token
+
+
+def current_principal() -> Principal:
+    """The caller's live session, from the bearer token or the access cookie."""
+    token = token_from(None, None, ACCESS_COOKIE)
+    if token is None:
+        raise InvalidToken("Log in first.")
+    return services().sessions.verify(token)
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=path, secure=current_app.config["COOKIE_SECURE"],
+        httponly=True, samesite="Strict",
+    )
+
+
+def set_pass_auth_cookie(response: Response, token: str, max_age: int) -> None:
+    _cookie(response, PASS_AUTH_COOKIE, token, max_age, PASS_AUTH_PATH)
+
+
+def clear_cookie(response: Response, name: str) -> None:
+    path = {REFRESH_COOKIE: REFRESH_PATH, PASS_AUTH_COOKIE: PASS_AUTH_PATH}.get(name, "/")
+    response.delete_cookie(name, path=path, secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Strict")
+
+
+def session_response(tokens: SessionTokens) -> Response:
+    """The API's token answer, with both tokens also set as HttpOnly cookies."""
+    response = jsonify(
+        username=tokens.username,
+        accessToken=tokens.access.token,
+        refreshToken=tokens.refresh.token,
+        tokenType="Bearer",
+        expiresIn=tokens.access.lifetime_seconds,
+        refreshExpiresIn=tokens.refresh.lifetime_seconds,
+    )
+    _cookie(response, ACCESS_COOKIE, tokens.access.token, tokens.access.lifetime_seconds, "/")
+    _cookie(response, REFRESH_COOKIE, tokens.refresh.token, tokens.refresh.lifetime_seconds, REFRESH_PATH)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def ended_session_response(body: dict[str, Any]) -> Response:
+    response = jsonify(body)
+    clear_cookie(response, ACCESS_COOKIE)
+    clear_cookie(response, REFRESH_COOKIE)
+    return response

@@ -1,0 +1,86 @@
+"""Sessions over HTTP (API.md: Sessions): refresh, verify, list, revoke, log out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, jsonify
+
+from cypher.blueprints.authn import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    current_principal,
+    ended_session_response,
+    session_response,
+    token_from,
+)
+from cypher.http import optional_json_body
+from cypher.services.errors import CypherError, InvalidToken
+from cypher.wiring import services
+
+bp = Blueprint("sessions", __name__, url_prefix="/api")
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+@bp.post("/refresh-token")
+def refresh_token() -> Response:
+    body = optional_json_body()
+    token = token_from(body, "refreshToken", REFRESH_COOKIE)
+    if token is None:
+        raise InvalidToken("Send refreshToken or the refresh cookie.")
+    try:
+        return session_response(services().sessions.refresh(token))
+    except InvalidToken as error:
+        # A dead refresh token must not linger in the browser.
+        response = ended_session_response({"error": error.message, "code": error.code})
+        response.status_code = 401
+        return response
+
+
+@bp.post("/verify-access")
+def verify_access() -> tuple[Response, int] | Response:
+    body = optional_json_body()
+    try:
+        token = token_from(body, "accessToken", ACCESS_COOKIE)
+        if token is None:
+            raise InvalidToken("Send an access token.")
+        principal = services().sessions.verify(token)
+    except CypherError as error:
+        return jsonify(valid=False, error=error.message, code=error.code), 401
+    return jsonify(
+        valid=True, username=principal.username, sessionId=principal.session_id,
+        expiresAt=_timestamp(principal.expires_at),
+    )
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    services().sessions.logout(current_principal())
+    return ended_session_response({"revoked": 1})
+
+
+@bp.post("/logout-all")
+def logout_all() -> Response:
+    revoked = services().sessions.logout_all(current_principal())
+    return ended_session_response({"revoked": revoked})
+
+
+@bp.get("/sessions")
+def list_sessions() -> Response:
+    views = services().sessions.list(current_principal())
+    return jsonify(sessions=[
+        {
+            "id": view.id, "createdAt": _timestamp(view.created_at), "lastSeenAt": _timestamp(view.last_seen_at),
+            "ip": view.ip, "userAgent": view.user_agent, "current": view.current,
+        }
+        for view in views
+    ])
+
+
+@bp.delete("/sessions/<session_id>")
+def revoke_session(session_id: str) -> tuple[str, int]:
+    services().sessions.revoke(current_principal(), session_id)
+    return "", 204

@@ -1,0 +1,134 @@
+"""Sessions: start one after the second factor, refresh with rotation, verify, list, revoke."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cypher.services.clock import Clock
+from cypher.services.errors import InvalidToken, NotFound, TokenReused
+from cypher.services.tokens import MintedToken, TokenClaims, TokenPurpose, TokenService
+from cypher.store import Rotation, Store
+
+SESSION_ID_BYTES = 24
+# last_seen_at is written at most this often by verification, so reads stay reads.
+LAST_SEEN_GRANULARITY = timedelta(seconds=60)
+MAX_USER_AGENT = 512
+MAX_IP = 64
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a request came from, as recorded on the session row."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    session_id: str
+    username: str
+    access: MintedToken
+    refresh: MintedToken
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an access token speaks for, after its session was found live."""
+
+    username: str
+    user_id: int
+    session_id: str
+    expires_at: datetime  # of the access token
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionService:
+    def __init__(self, store: Store, tokens: TokenService, clock: Clock, session_lifetime: timedelta) -> None:
+        self._store = store
+        self._tokens = tokens
+        self._clock = clock
+        self._session_lifetime = session_lifetime
+
+    def start(self, user_id: int, username: str, client: ClientInfo) -> SessionTokens:
+        session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+        tokens = self._mint_pair(username, session_id)
+        now = self._clock()
+        self._store.sessions.create(
+            session_id, user_id, tokens.refresh.claims.token_id, now, now + self._session_lifetime,
+            ip=(client.ip or None) and client.ip[:MAX_IP],
+            user_agent=(client.user_agent or None) and client.user_agent[:MAX_USER_AGENT],
+        )
+        return tokens
+
+    def refresh(self, refresh_token: str) -> SessionTokens:
+        """Spend a refresh token for a new pair; a spent one presented again revokes the session."""
+        claims = self._tokens.parse(refresh_token, TokenPurpose.REFRESH)
+        session_id = _session_id(claims)
+        tokens = self._mint_pair(claims.subject, session_id)
+        outcome, session = self._store.sessions.rotate_refresh(
+            claims.token_id, session_id, tokens.refresh.claims.token_id, self._clock(),
+            tokens.refresh.claims.expires_at,
+        )
+        if outcome is Rotation.REUSED:
+            raise TokenReused()
+        if outcome is not Rotation.ROTATED or session is None or session.username != claims.subject:
+            raise InvalidToken()
+        return tokens
+
+    def verify(self, access_token: str) -> Principal:
+        """Check an access token's signature, purpose and expiry, and that its session is live."""
+        claims = self._tokens.parse(access_token, TokenPurpose.ACCESS)
+        now = self._clock()
+        session = self._store.sessions.live_session(_session_id(claims), now)
+        if session is None or session.username != claims.subject:
+            raise InvalidToken("The session has ended.")
+        if now - session.last_seen_at >= LAST_SEEN_GRANULARITY:
+            self._store.sessions.touch(session.id, now)
+        return Principal(session.username, session.user_id, session.id, claims.expires_at)
+
+    def list(self, principal: Principal) -> list[SessionView]:
+        return [
+            SessionView(record.id, record.created_at, record.last_seen_at, record.ip, record.user_agent,
+                        current=record.id == principal.session_id)
+            for record in self._store.sessions.list_live(principal.user_id, self._clock())
+        ]
+
+    def revoke(self, principal: Principal, session_id: str) -> None:
+        if not self._store.sessions.revoke(session_id, principal.user_id, self._clock()):
+            raise NotFound("No such session.")
+
+    def logout(self, principal: Principal) -> None:
+        self._store.sessions.revoke(principal.session_id, principal.user_id, self._clock())
+
+    def logout_all(self, principal: Principal) -> int:
+        return self._store.sessions.revoke_all(principal.user_id, self._clock())
+
+    def revoke_others(self, principal: Principal) -> int:
+        return self._store.sessions.revoke_all(principal.user_id, self._clock(), keep_session_id=principal.session_id)
+
+    def _mint_pair(self, username: str, session_id: str) -> SessionTokens:
+        return SessionTokens(
+            session_id=session_id,
+            username=username,
+            access=self._tokens.mint(TokenPurpose.ACCESS, username, session_id=session_id),
+            refresh=self._tokens.mint(TokenPurpose.REFRESH, username, session_id=session_id),
+        )
+
+
+
+def _session_id(claims: TokenClaims) -> str:
+    if claims.session_id is None:  # parse() refuses such access and refresh tokens already
+        raise InvalidToken()
+    return claims.session_id

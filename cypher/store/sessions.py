@@ -1,0 +1,172 @@
+"""Sessions and their refresh tokens. Rotation is one compare-and-set on the spent token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from cypher.store.database import Database
+from cypher.store.models import RefreshToken, UserSession
+from cypher.store.records import users
+
+sessions = UserSession.__table__
+refresh_tokens = RefreshToken.__table__
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    user_id: int
+    username: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+
+
+class Rotation(Enum):
+    ROTATED = "rotated"
+    REUSED = "reused"  # the token was spent before: the session is now revoked
+    UNKNOWN = "unknown"  # no such token, or it or its session has expired or been revoked
+
+
+_SESSION_COLUMNS = (
+    sessions.c.id, sessions.c.user_id, users.c.username, sessions.c.created_at, sessions.c.last_seen_at,
+    sessions.c.expires_at, sessions.c.ip, sessions.c.user_agent,
+)
+_LIVE = (sessions.c.revoked_at.is_(None), sessions.c.expires_at > bindparam("now"))
+_SELECT_LIVE_SESSION = (
+    select(*_SESSION_COLUMNS)
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == bindparam("session_id"), *_LIVE)
+)
+_SPEND_REFRESH = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.id == bindparam("b_token_id"),
+        refresh_tokens.c.session_id == bindparam("b_session_id"),
+        refresh_tokens.c.spent_at.is_(None),
+        refresh_tokens.c.expires_at > bindparam("now"),
+    )
+    .values(spent_at=bindparam("now"))
+)
+_TOUCH = update(sessions).where(sessions.c.id == bindparam("session_id")).values(last_seen_at=bindparam("now"))
+_INSERT_REFRESH = insert(refresh_tokens)
+
+
+def _session_record(row) -> SessionRecord:  # type: ignore[no-untyped-def]
+    return SessionRecord(
+        id=row.id, user_id=row.user_id, username=row.username, created_at=row.created_at,
+        last_seen_at=row.last_seen_at, expires_at=row.expires_at, ip=row.ip, user_agent=row.user_agent,
+    )
+
+
+class SessionStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def create(
+        self, session_id: str, user_id: int, refresh_token_id: str, now: datetime, expires_at: datetime,
+        ip: str | None, user_agent: str | None,
+    ) -> None:
+        with self._database.writing() as connection:
+            connection.execute(
+                insert(sessions).values(
+                    id=session_id, user_id=user_id, created_at=now, last_seen_at=now, expires_at=expires_at,
+                    ip=ip, user_agent=user_agent,
+                )
+            )
+            connection.execute(
+                _INSERT_REFRESH,
+                {"id": refresh_token_id, "session_id": session_id, "issued_at": now, "expires_at": expires_at},
+            )
+
+    def live_session(self, session_id: str, now: datetime) -> SessionRecord | None:
+        """The session if it is neither revoked nor expired."""
+        with self._database.reading() as connection:
+            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
+            return None if row is None else _session_record(row)
+
+    def touch(self, session_id: str, now: datetime) -> None:
+        with self._database.writing() as connection:
+            connection.execute(_TOUCH, {"session_id": session_id, "now": now})
+
+    def rotate_refresh(
+        self, token_id: str, session_id: str, new_token_id: str, now: datetime, new_expires_at: datetime
+    ) -> tuple[Rotation, SessionRecord | None]:
+        """Spend a refresh token and record its successor, or detect its reuse.
+
+        Of several concurrent calls with one token, exactly one finds it unspent; every other
+        call finds it spent and so revokes the session, as RFC 9700 recommends.
+        """
+        with self._database.writing() as connection:
+            spent = connection.execute(
+                _SPEND_REFRESH, {"b_token_id": token_id, "b_session_id": session_id, "now": now}
+            ).rowcount == 1
+            if not spent:
+                return self._after_failed_spend(connection, token_id, session_id, now), None
+            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
+            if row is None:
+                return Rotation.UNKNOWN, None
+            connection.execute(
+                _INSERT_REFRESH,
+                {"id": new_token_id, "session_id": session_id, "issued_at": now,
+                 "expires_at": min(new_expires_at, row.expires_at)},
+            )
+            connection.execute(_TOUCH, {"session_id": session_id, "now": now})
+            return Rotation.ROTATED, _session_record(row)
+
+    @staticmethod
+    def _after_failed_spend(connection: Connection, token_id: str, session_id: str, now: datetime) -> Rotation:
+        spent_at = connection.execute(
+            select(refresh_tokens.c.spent_at).where(
+                refresh_tokens.c.id == token_id, refresh_tokens.c.session_id == session_id
+            )
+        ).scalar_one_or_none()
+        if spent_at is None:
+            return Rotation.UNKNOWN
+        connection.execute(
+            update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        return Rotation.REUSED
+
+    def list_live(self, user_id: int, now: datetime) -> list[SessionRecord]:
+        with self._database.reading() as connection:
+            rows = connection.execute(
+                select(*_SESSION_COLUMNS)
+                .join(users, users.c.id == sessions.c.user_id)
+                .where(sessions.c.user_id == user_id, *_LIVE)
+                .order_by(sessions.c.created_at.desc(), sessions.c.id),
+                {"now": now},
+            ).all()
+            return [_session_record(row) for row in rows]
+
+    def revoke(self, session_id: str, user_id: int, now: datetime) -> bool:
+        """Revoke one of the user's live sessions; False when it is not theirs or not live."""
+        with self._database.writing() as connection:
+            result = connection.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.user_id == user_id, *_LIVE)
+                .values(revoked_at=now),
+                {"now": now},
+            )
+            return result.rowcount == 1
+
+    def revoke_all(self, user_id: int, now: datetime, keep_session_id: str | None = None) -> int:
+        """Revoke every live session of the user, but `keep_session_id`; returns how many."""
+        condition = [sessions.c.user_id == user_id, *_LIVE]
+        if keep_session_id is not None:
+            condition.append(sessions.c.id != keep_session_id)
+        with self._database.writing() as connection:
+            return connection.execute(update(sessions).where(*condition).values(revoked_at=now), {"now": now}).rowcount
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired and revoked sessions (their refresh tokens go with them)."""
+        with self._database.writing() as connection:
+            return connection.execute(
+                delete(sessions).where((sessions.c.expires_at <= now) | sessions.c.revoked_at.is_not(None))
+            ).rowcount
