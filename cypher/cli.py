@@ -18,6 +18,12 @@ def register_commands(app: Flask) -> None:
         click.echo(f"keys: {app.config['KEYS_FILE']}")
         click.echo(f"database: {app_services.store.engine.url.render_as_string(hide_password=True)}")
 
+    @app.cli.command("purge")
+    def purge() -> None:
+        """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
+        for name, count in services().maintenance.purge().items():
+            click.echo(f"{name}: {count}")
+
     @app.cli.group("db")
     def db() -> None:
         """Database schema."""

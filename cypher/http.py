@@ -22,7 +22,6 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_message": 400,
     "invalid_credentials": 401,
     "invalid_token": 401,
-    "token_expired": 401,
     "token_reused": 401,
     "invalid_totp": 401,
     "pass_auth_expired": 401,

@@ -11,6 +11,7 @@ from flask import current_app
 from cypher.keys import KeyPurpose, KeyRing
 from cypher.services.accounts import AccountService
 from cypher.services.clock import Clock
+from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
 from cypher.services.sealing import Sealer
@@ -31,6 +32,7 @@ class Services:
     sessions: SessionService
     totp: TotpService
     accounts: AccountService
+    maintenance: MaintenanceService
 
 
 def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
@@ -69,8 +71,10 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         store, sealer, tokens, sessions, RecoveryCodes(keyring[KeyPurpose.AT_REST]), clock, config["TOTP_ISSUER"]
     )
     accounts = AccountService(store, opaque, totp, sessions)
+    maintenance = MaintenanceService(store, clock, pending_ttl=timedelta(seconds=config["PENDING_TTL"]))
     return Services(
-        store=store, keyring=keyring, tokens=tokens, opaque=opaque, sessions=sessions, totp=totp, accounts=accounts
+        store=store, keyring=keyring, tokens=tokens, opaque=opaque, sessions=sessions, totp=totp, accounts=accounts,
+        maintenance=maintenance,
     )
 
 

@@ -63,7 +63,7 @@ class InvalidToken(CypherError):
 
 
 class TokenExpired(InvalidToken):
-    code = "token_expired"
+    # The API's code stays invalid_token; the message tells a person why.
     message = "The token has expired."
 
 
