@@ -43,14 +43,19 @@ def check_origin() -> None:
         raise OriginRejected()
 
 
-def token_from(body: dict[str, Any] | None, field: str | None, cookie: str) -> str | None:
-    """A token from the Authorization header, a body field, or a cookie (checking the Origin)."""
+def token_from(body: dict[str, Any] | None, field: str | None, cookie: str, *, changes_state: bool = True) -> str | None:
+    """A token from the Authorization header, a body field, or a cookie.
+
+    A cookie is sent by the browser on its own, so when the request changes state the Origin
+    must be checked before the cookie's token is used.
+    """
     token = bearer_token()
     if token is None and body is not None and field is not None:
         value = body.get(field)
         token = value if isinstance(value, str) and value else None
     if token is None and cookie in request.cookies:
-        check_origin()
+        if changes_state:
+            check_origin()
         token = request.cookies[cookie]
     if token is not None and len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken()

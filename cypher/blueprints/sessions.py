@@ -44,7 +44,7 @@ def refresh_token() -> Response:
 def verify_access() -> tuple[Response, int] | Response:
     body = optional_json_body()
     try:
-        token = token_from(body, "accessToken", ACCESS_COOKIE)
+        token = token_from(body, "accessToken", ACCESS_COOKIE, changes_state=False)
         if token is None:
             raise InvalidToken("Send an access token.")
         principal = services().sessions.verify(token)
