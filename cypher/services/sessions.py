@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cypher.services.clock import Clock
 from cypher.services.errors import InvalidToken, NotFound, TokenReused
 from cypher.services.tokens import MintedToken, TokenClaims, TokenPurpose, TokenService
-from cypher.store import Rotation, Store
+from cypher.store import NewSession, Rotation, Store
 
 SESSION_ID_BYTES = 24
 # last_seen_at is written at most this often by verification, so reads stay reads.
@@ -61,15 +61,25 @@ class SessionService:
         self._clock = clock
         self._session_lifetime = session_lifetime
 
-    def start(self, user_id: int, username: str, client: ClientInfo) -> SessionTokens:
+    def prepare(self, user_id: int, username: str, client: ClientInfo) -> tuple[SessionTokens, NewSession]:
+        """Mint the tokens of a new session and describe its row, for the caller to store."""
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         tokens = self._mint_pair(username, session_id)
         now = self._clock()
-        self._store.sessions.create(
-            session_id, user_id, tokens.refresh.claims.token_id, now, now + self._session_lifetime,
-            ip=(client.ip or None) and client.ip[:MAX_IP],
-            user_agent=(client.user_agent or None) and client.user_agent[:MAX_USER_AGENT],
+        row = NewSession(
+            session_id=session_id,
+            user_id=user_id,
+            refresh_token_id=tokens.refresh.claims.token_id,
+            created_at=now,
+            expires_at=now + self._session_lifetime,
+            ip=client.ip[:MAX_IP] if client.ip else None,
+            user_agent=client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
         )
+        return tokens, row
+
+    def start(self, user_id: int, username: str, client: ClientInfo) -> SessionTokens:
+        tokens, row = self.prepare(user_id, username, client)
+        self._store.sessions.create(row)
         return tokens
 
     def refresh(self, refresh_token: str) -> SessionTokens:

@@ -25,7 +25,7 @@ from cypher.services.errors import InvalidToken, InvalidTotp, PassAuthExpired, T
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
-from cypher.store import Attempt, Store, UserRecord
+from cypher.store import Attempt, Opened, Store, UserRecord
 
 TOTP_DIGITS = 6
 TOTP_PERIOD_SECONDS = 30
@@ -160,27 +160,29 @@ class TotpService:
         self, pass_auth_token: str | None, code: str | None, recovery_code: str | None, client: ClientInfo
     ) -> SessionTokens:
         claims = self._pass_auth_claims(pass_auth_token)
-        user = self._store.accounts.find_user(claims.subject)
-        if user is None or user.status != STATUS_ACTIVE:
-            raise PassAuthExpired()
-        attempt = self._store.second_factor.count_attempt(
-            claims.token_id, user.id, MAX_ATTEMPTS_PER_PASS_AUTH, claims.expires_at
+        attempt, user = self._store.second_factor.count_attempt(
+            claims.token_id, claims.subject, MAX_ATTEMPTS_PER_PASS_AUTH, claims.expires_at
         )
         if attempt is Attempt.EXHAUSTED:
             raise TooManyAttempts()
-        if attempt is Attempt.SPENT:
+        if attempt is not Attempt.ALLOWED or user is None:
             raise PassAuthExpired()
+        step, candidates = None, None
         if recovery_code is not None:
-            accepted = self._store.second_factor.use_recovery_code(
-                user.id, self._recovery.candidates(recovery_code), self._clock()
-            )
-            if not accepted:
-                raise InvalidTotp("Invalid recovery code")
+            candidates = self._recovery.candidates(recovery_code)
         else:
-            self.check_code(user, code or "")
-        if not self._store.second_factor.spend_pass_auth(claims.token_id, self._clock()):
+            step = matching_step(self._secret(user), code or "", self._clock())
+            if step is None:
+                raise InvalidTotp()
+        tokens, new_session = self._sessions.prepare(user.id, user.username, client)
+        opened = self._store.second_factor.open_session(
+            user.id, claims.token_id, self._clock(), step, candidates, new_session
+        )
+        if opened is Opened.CODE_REFUSED:
+            raise InvalidTotp() if step is not None else InvalidTotp("Invalid recovery code")
+        if opened is Opened.PASS_AUTH_SPENT:
             raise PassAuthExpired()  # another request with this token opened a session first
-        return self._sessions.start(user.id, user.username, client)
+        return tokens
 
     def _pass_auth_claims(self, token: str | None) -> TokenClaims:
         if not token:

@@ -14,11 +14,12 @@ from sqlalchemy import Engine
 from cypher.store.accounts import AccountStore, LoginStateRecord, StoreConflict
 from cypher.store.database import Database
 from cypher.store.records import UserRecord
-from cypher.store.second_factor import Attempt, SecondFactorStore
-from cypher.store.sessions import Rotation, SessionRecord, SessionStore
+from cypher.store.second_factor import Attempt, Opened, SecondFactorStore
+from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionStore
 
 __all__ = [
-    "Attempt", "LoginStateRecord", "Rotation", "SessionRecord", "Store", "StoreConflict", "UserRecord",
+    "Attempt", "LoginStateRecord", "NewSession", "Opened", "Rotation", "SessionRecord", "Store", "StoreConflict",
+    "UserRecord",
 ]
 
 

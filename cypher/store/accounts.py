@@ -240,8 +240,13 @@ class AccountStore:
     # -- removal ----------------------------------------------------------------------------
 
     def delete_user(self, user_id: int) -> bool:
-        """Delete an account; its sessions, tokens and codes go with it (ON DELETE CASCADE)."""
+        """Delete an account and its open password change; its sessions, tokens and codes go
+        with it (ON DELETE CASCADE)."""
         with self._database.writing() as connection:
+            username = connection.execute(select(users.c.username).where(users.c.id == user_id)).scalar_one_or_none()
+            if username is None:
+                return False
+            connection.execute(delete(registration_states).where(registration_states.c.username == username))
             return connection.execute(delete(users).where(users.c.id == user_id)).rowcount == 1
 
     def purge(self, now: datetime, pending_cutoff: datetime) -> dict[str, int]:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import Table
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -63,10 +62,10 @@ class Database:
         with self._write_engine.begin() as connection:
             yield connection
 
-    def insert_ignoring_duplicates(self, table: Table) -> Insert:
-        """INSERT ... ON CONFLICT DO NOTHING, in this database's dialect."""
+    def insert_for_upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT in this database's dialect, which offers ON CONFLICT ... DO UPDATE."""
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table).on_conflict_do_nothing()
+        return dialect.insert(table)
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""

@@ -28,6 +28,19 @@ class SessionRecord:
     user_agent: str | None
 
 
+@dataclass(frozen=True)
+class NewSession:
+    """A session row to create, with its first refresh token."""
+
+    session_id: str
+    user_id: int
+    refresh_token_id: str
+    created_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+
+
 class Rotation(Enum):
     ROTATED = "rotated"
     REUSED = "reused"  # the token was spent before: the session is now revoked
@@ -56,6 +69,21 @@ _SPEND_REFRESH = (
 )
 _TOUCH = update(sessions).where(sessions.c.id == bindparam("session_id")).values(last_seen_at=bindparam("now"))
 _INSERT_REFRESH = insert(refresh_tokens)
+_INSERT_SESSION = insert(sessions)
+
+
+def insert_session(connection: Connection, new: NewSession) -> None:
+    """Create the session and its first refresh token, inside the caller's transaction."""
+    connection.execute(
+        _INSERT_SESSION,
+        {"id": new.session_id, "user_id": new.user_id, "created_at": new.created_at, "last_seen_at": new.created_at,
+         "expires_at": new.expires_at, "ip": new.ip, "user_agent": new.user_agent},
+    )
+    connection.execute(
+        _INSERT_REFRESH,
+        {"id": new.refresh_token_id, "session_id": new.session_id, "issued_at": new.created_at,
+         "expires_at": new.expires_at},
+    )
 
 
 def _session_record(row) -> SessionRecord:  # type: ignore[no-untyped-def]
@@ -69,21 +97,9 @@ class SessionStore:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def create(
-        self, session_id: str, user_id: int, refresh_token_id: str, now: datetime, expires_at: datetime,
-        ip: str | None, user_agent: str | None,
-    ) -> None:
+    def create(self, new: NewSession) -> None:
         with self._database.writing() as connection:
-            connection.execute(
-                insert(sessions).values(
-                    id=session_id, user_id=user_id, created_at=now, last_seen_at=now, expires_at=expires_at,
-                    ip=ip, user_agent=user_agent,
-                )
-            )
-            connection.execute(
-                _INSERT_REFRESH,
-                {"id": refresh_token_id, "session_id": session_id, "issued_at": now, "expires_at": expires_at},
-            )
+            insert_session(connection, new)
 
     def live_session(self, session_id: str, now: datetime) -> SessionRecord | None:
         """The session if it is neither revoked nor expired."""
