@@ -148,7 +148,7 @@ def test_register_finish_twice_is_a_conflict(client: FlaskClient) -> None:
 
 def test_register_finish_refuses_malformed_records_and_keeps_the_state(client: FlaskClient, services: Services) -> None:
     username, record = _begin(client, "grace")
-    for bad in [b64(record[:-1]), b64(record + b"\x00"), b64(b"\xff" * 32 + record[32:]), "!" * 256]:
+    for bad in [b64(record[:-1]), b64(record + b"\x00"), b64(b"\xff" * 32 + record[32:]), b64(bytes(32) + record[32:]), "!" * 256]:
         response = client.post("/register/finish", json={"username": username, "registrationRecord": bad})
         _error(response, 400, "invalid_message")
     assert row_counts(services) == {"users": 0, "registration_states": 1, "login_states": 0}

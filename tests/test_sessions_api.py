@@ -91,6 +91,15 @@ def test_an_access_token_is_no_refresh_token(client: FlaskClient, actions: AuthA
     _error(client.post("/api/refresh-token", json={}), 401, "invalid_token")
 
 
+def test_a_revoked_sessions_refresh_token_is_refused_alike_every_time(
+    client: FlaskClient, actions: AuthActions, user: Enrolled
+) -> None:
+    tokens = actions.session(user)
+    assert client.post("/api/logout", headers=_bearer(tokens["accessToken"])).status_code == 200
+    for _ in range(2):
+        _error(client.post("/api/refresh-token", json={"refreshToken": tokens["refreshToken"]}), 401, "invalid_token")
+
+
 def test_refresh_rotates_and_reuse_revokes_the_session(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:
     first = actions.session(user)
     second = client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}).get_json()
@@ -131,8 +140,9 @@ def test_a_session_ends_after_its_lifetime(client: FlaskClient, actions: AuthAct
     clock.advance(30 * 24 * 3600 - 60)
     refreshed = client.post("/api/refresh-token", json={"refreshToken": tokens["refreshToken"]})
     assert refreshed.status_code == 200
-    assert refreshed.get_json()["refreshExpiresIn"] == 2_592_000  # the token's own lifetime ...
-    clock.advance(61)  # ... but the session's absolute lifetime is over
+    # Refreshing never extends the session: the new tokens end with it.
+    assert refreshed.get_json()["refreshExpiresIn"] == refreshed.get_json()["expiresIn"] == 60
+    clock.advance(60)
     _error(client.post("/api/refresh-token", json={"refreshToken": refreshed.get_json()["refreshToken"]}),
            401, "invalid_token")
 
@@ -158,6 +168,11 @@ def test_sessions_of_others_cannot_be_touched(app: Flask, actions: AuthActions, 
     _error(actions.client.delete(f"/api/sessions/{bobs_id}", headers=_bearer(mine["accessToken"])), 404, "not_found")
     _error(actions.client.delete("/api/sessions/no-such-id", headers=_bearer(mine["accessToken"])), 404, "not_found")
     assert _verify(bobs_client, bobs["accessToken"]).status_code == 200
+    # Ending one's own session this way also clears its cookies.
+    own = bobs_client.delete(f"/api/sessions/{bobs_id}", headers=_bearer(bobs["accessToken"]))
+    assert own.status_code == 204
+    cleared = {header.split("=", 1)[0] for header in own.headers.getlist("Set-Cookie") if "Max-Age=0" in header}
+    assert cleared == {"cypher_access", "cypher_refresh"}
 
 
 def test_authenticated_endpoints_refuse_without_a_session(client: FlaskClient) -> None:

@@ -129,7 +129,9 @@ def test_an_enrolment_token_from_an_expired_account_does_not_enrol_its_successor
         auth = OpaqueActions(app.test_client())
         old_bearer = _registered(auth, "dave")
         clock.advance(301)
-        _registered(auth, "dave")
+        # Past its pending time the account cannot be enrolled, swept or not ...
+        _error(app.test_client().post("/totp/setup", json={}, headers=old_bearer), 401, "invalid_token")
+        _registered(auth, "dave")  # ... and once its name is taken anew, the old token is no key to it
         _error(app.test_client().post("/totp/setup", json={}, headers=old_bearer), 401, "invalid_token")
     finally:
         app.extensions["cypher"].store.dispose()
@@ -245,7 +247,9 @@ def test_an_expired_or_missing_pass_auth_token(
     client.delete_cookie("cypher_pass_auth", path="/totp")
     _error(client.post("/totp/verify-login", json={"code": "123456"}), 401, "pass_auth_expired")
     enroll = services.tokens.mint(TokenPurpose.ENROLL, "alice").token
-    _error(client.post("/totp/verify-login", json={"passAuthToken": enroll, "code": "123456"}), 401, "pass_auth_expired")
+    for wrong in (enroll, "v4.local." + "A" * 5000):
+        response = client.post("/totp/verify-login", json={"passAuthToken": wrong, "code": "123456"})
+        _error(response, 401, "pass_auth_expired")
 
 
 def test_a_recovery_code_works_once(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from cypher.blueprints.authn import current_principal
+from cypher.blueprints.authn import current_principal, ended_session_response
 from cypher.http import base64url_field, encode_base64url, json_body, string_field
 from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
 from cypher.wiring import services
@@ -51,8 +51,10 @@ def recovery_codes() -> Response:
 
 
 @bp.delete("")
-def delete_account() -> tuple[str, int]:
+def delete_account() -> Response:
     principal = current_principal()
     body = json_body()
     services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD))
-    return "", 204
+    response = ended_session_response(None)
+    response.status_code = 204
+    return response

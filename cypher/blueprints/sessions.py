@@ -81,6 +81,9 @@ def list_sessions() -> Response:
 
 
 @bp.delete("/sessions/<session_id>")
-def revoke_session(session_id: str) -> tuple[str, int]:
-    services().sessions.revoke(current_principal(), session_id)
-    return "", 204
+def revoke_session(session_id: str) -> Response:
+    principal = current_principal()
+    services().sessions.revoke(principal, session_id)
+    response = ended_session_response(None) if session_id == principal.session_id else Response()
+    response.status_code = 204
+    return response

@@ -183,7 +183,7 @@ class OpaqueService:
             raise LoginExpired()
         expected = self._sealer.open(state.expected_client_auth, username=state.username, purpose=SEALED_LOGIN_AUTH)
         user = state.user
-        # A wrong KE3, an unknown name, and an account deleted since /login/init all look alike.
+        # A wrong KE3 and an unknown name look alike.
         if not self._protocol.client_authenticated(expected, ke3) or user is None or user.username != state.username:
             raise InvalidCredentials()
         if user.status != STATUS_ACTIVE:

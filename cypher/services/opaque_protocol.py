@@ -21,6 +21,8 @@ USER_RECORD_BYTES = 256  # libopaque's stored record: kU || skS || registration 
 SERVER_REGISTRATION_SECRET_BYTES = 64  # skS || kU, held between the two registration steps
 EXPECTED_AUTH_BYTES = 64
 
+IDENTITY = bytes(32)  # the encoding of ristretto255's identity element
+
 # An empty context, as @serenity-kit/opaque uses.
 CONTEXT = b""
 
@@ -70,7 +72,9 @@ class OpaqueProtocol:
     def check_registration_record(registration_record: bytes) -> None:
         """Refuse a record of the wrong size or whose client public key is not a group element."""
         _require_length(registration_record, REGISTRATION_RECORD_BYTES, "registrationRecord")
-        if not pysodium.crypto_core_ristretto255_is_valid_point(registration_record[:32]):
+        client_public_key = registration_record[:32]
+        # libsodium accepts the identity as a valid encoding; as a public key it is worthless.
+        if client_public_key == IDENTITY or not pysodium.crypto_core_ristretto255_is_valid_point(client_public_key):
             raise OpaqueProtocolError("registrationRecord holds no valid client public key")
 
     def login_response(self, ke1: bytes, user_record: bytes, username: str) -> LoginResponse:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cypher.services.clock import Clock
 from cypher.services.errors import InvalidToken, NotFound, TokenReused
 from cypher.services.tokens import MintedToken, TokenClaims, TokenPurpose, TokenService
-from cypher.store import NewSession, Rotation, Store
+from cypher.store import NewSession, Rotation, SessionRecord, Store
 
 SESSION_ID_BYTES = 24
 # last_seen_at is written at most this often by verification, so reads stay reads.
@@ -64,8 +64,8 @@ class SessionService:
     def prepare(self, user_id: int, username: str, client: ClientInfo) -> tuple[SessionTokens, NewSession]:
         """Mint the tokens of a new session and describe its row, for the caller to store."""
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
-        tokens = self._mint_pair(username, session_id)
         now = self._clock()
+        tokens = self._mint_pair(username, session_id, session_ends_at=now + self._session_lifetime)
         row = NewSession(
             session_id=session_id,
             user_id=user_id,
@@ -86,16 +86,21 @@ class SessionService:
         """Spend a refresh token for a new pair; a spent one presented again revokes the session."""
         claims = self._tokens.parse(refresh_token, TokenPurpose.REFRESH)
         session_id = _session_id(claims)
-        tokens = self._mint_pair(claims.subject, session_id)
-        outcome, session = self._store.sessions.rotate_refresh(
-            claims.token_id, session_id, tokens.refresh.claims.token_id, self._clock(),
-            tokens.refresh.claims.expires_at,
-        )
+        minted: list[SessionTokens] = []
+
+        def successor(session: SessionRecord) -> tuple[str, datetime]:
+            if session.username != claims.subject:
+                raise InvalidToken()
+            tokens = self._mint_pair(claims.subject, session_id, session_ends_at=session.expires_at)
+            minted.append(tokens)
+            return tokens.refresh.claims.token_id, tokens.refresh.claims.expires_at
+
+        outcome = self._store.sessions.rotate_refresh(claims.token_id, session_id, self._clock(), successor)
         if outcome is Rotation.REUSED:
             raise TokenReused()
-        if outcome is not Rotation.ROTATED or session is None or session.username != claims.subject:
+        if outcome is not Rotation.ROTATED:
             raise InvalidToken()
-        return tokens
+        return minted[0]
 
     def verify(self, access_token: str) -> Principal:
         """Check an access token's signature, purpose and expiry, and that its session is live."""
@@ -128,14 +133,13 @@ class SessionService:
     def revoke_others(self, principal: Principal) -> int:
         return self._store.sessions.revoke_all(principal.user_id, self._clock(), keep_session_id=principal.session_id)
 
-    def _mint_pair(self, username: str, session_id: str) -> SessionTokens:
+    def _mint_pair(self, username: str, session_id: str, session_ends_at: datetime) -> SessionTokens:
         return SessionTokens(
             session_id=session_id,
             username=username,
-            access=self._tokens.mint(TokenPurpose.ACCESS, username, session_id=session_id),
-            refresh=self._tokens.mint(TokenPurpose.REFRESH, username, session_id=session_id),
+            access=self._tokens.mint(TokenPurpose.ACCESS, username, session_id=session_id, not_after=session_ends_at),
+            refresh=self._tokens.mint(TokenPurpose.REFRESH, username, session_id=session_id, not_after=session_ends_at),
         )
-
 
 
 def _session_id(claims: TokenClaims) -> str:

@@ -10,7 +10,7 @@ import binascii
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 import paseto
@@ -74,7 +74,10 @@ class TokenService:
         self._lifetimes = lifetimes
         self._clock = clock
 
-    def mint(self, purpose: TokenPurpose, subject: str, session_id: str | None = None) -> MintedToken:
+    def mint(
+        self, purpose: TokenPurpose, subject: str, session_id: str | None = None, not_after: datetime | None = None
+    ) -> MintedToken:
+        """A new token; `not_after` caps its expiry (a session's tokens never outlive the session)."""
         if (purpose in _SESSION_BOUND) != (session_id is not None):
             raise ValueError(f"{purpose} tokens {'need' if purpose in _SESSION_BOUND else 'take no'} session id")
         issued_at = self._clock().replace(microsecond=0)
@@ -83,7 +86,10 @@ class TokenService:
             purpose=purpose,
             token_id=secrets.token_urlsafe(16),
             issued_at=issued_at,
-            expires_at=issued_at + timedelta(seconds=self._lifetimes[purpose]),
+            expires_at=min(
+                issued_at + timedelta(seconds=self._lifetimes[purpose]),
+                not_after.replace(microsecond=0) if not_after else datetime.max.replace(tzinfo=timezone.utc),
+            ),
             issuer=self._issuer,
             session_id=session_id,
         )

@@ -12,7 +12,7 @@ import hmac
 import io
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyotp
 import pysodium
@@ -113,7 +113,7 @@ def qr_code_data_url(text: str) -> str:
 class TotpService:
     def __init__(
         self, store: Store, sealer: Sealer, tokens: TokenService, sessions: SessionService,
-        recovery: RecoveryCodes, clock: Clock, issuer: str,
+        recovery: RecoveryCodes, clock: Clock, issuer: str, pending_ttl: timedelta,
     ) -> None:
         self._store = store
         self._sealer = sealer
@@ -122,6 +122,7 @@ class TotpService:
         self._recovery = recovery
         self._clock = clock
         self._issuer = issuer
+        self._pending_ttl = pending_ttl
 
     # -- enrolment (authorised by the enrolment token of a pending account only) -------------
 
@@ -149,8 +150,13 @@ class TotpService:
         claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
         user = self._store.accounts.find_user(claims.subject)
         # A token minted before this account existed belongs to an earlier, expired account of
-        # the same name: it must not enrol the new one.
-        if user is None or user.status != STATUS_PENDING or user.created_at.replace(microsecond=0) > claims.issued_at:
+        # the same name: it must not enrol the new one. Nor may a pending account past its time.
+        if (
+            user is None
+            or user.status != STATUS_PENDING
+            or user.created_at.replace(microsecond=0) > claims.issued_at
+            or user.created_at + self._pending_ttl <= self._clock()
+        ):
             raise InvalidToken()
         return user
 

@@ -35,7 +35,7 @@ class LoginStateRecord:
     username: str
     expected_client_auth: SealedValue
     expires_at: datetime
-    user: UserRecord | None  # None for an unknown name, or an account deleted since /login/init
+    user: UserRecord | None  # None for an unknown name (deleting an account deletes its logins)
 
 
 # The statements of the login path, built once: building and caching a statement on every call

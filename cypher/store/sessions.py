@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -112,38 +113,43 @@ class SessionStore:
             connection.execute(_TOUCH, {"session_id": session_id, "now": now})
 
     def rotate_refresh(
-        self, token_id: str, session_id: str, new_token_id: str, now: datetime, new_expires_at: datetime
-    ) -> tuple[Rotation, SessionRecord | None]:
+        self, token_id: str, session_id: str, now: datetime, successor: Callable[[SessionRecord], tuple[str, datetime]]
+    ) -> Rotation:
         """Spend a refresh token and record its successor, or detect its reuse.
 
+        `successor` gets the live session and returns the new refresh token's id and expiry.
         Of several concurrent calls with one token, exactly one finds it unspent; every other
         call finds it spent and so revokes the session, as RFC 9700 recommends.
         """
         with self._database.writing() as connection:
+            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
+            if row is None:
+                # Revoked or over: nothing is spent; a spent token still counts as reused.
+                spent_before = self._spent_at(connection, token_id, session_id) is not None
+                return Rotation.REUSED if spent_before else Rotation.UNKNOWN
             spent = connection.execute(
                 _SPEND_REFRESH, {"b_token_id": token_id, "b_session_id": session_id, "now": now}
             ).rowcount == 1
             if not spent:
-                return self._after_failed_spend(connection, token_id, session_id, now), None
-            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
-            if row is None:
-                return Rotation.UNKNOWN, None
+                return self._after_failed_spend(connection, token_id, session_id, now)
+            new_token_id, new_expires_at = successor(_session_record(row))
             connection.execute(
                 _INSERT_REFRESH,
-                {"id": new_token_id, "session_id": session_id, "issued_at": now,
-                 "expires_at": min(new_expires_at, row.expires_at)},
+                {"id": new_token_id, "session_id": session_id, "issued_at": now, "expires_at": new_expires_at},
             )
             connection.execute(_TOUCH, {"session_id": session_id, "now": now})
-            return Rotation.ROTATED, _session_record(row)
+            return Rotation.ROTATED
 
     @staticmethod
-    def _after_failed_spend(connection: Connection, token_id: str, session_id: str, now: datetime) -> Rotation:
-        spent_at = connection.execute(
+    def _spent_at(connection: Connection, token_id: str, session_id: str) -> datetime | None:
+        return connection.execute(
             select(refresh_tokens.c.spent_at).where(
                 refresh_tokens.c.id == token_id, refresh_tokens.c.session_id == session_id
             )
         ).scalar_one_or_none()
-        if spent_at is None:
+
+    def _after_failed_spend(self, connection: Connection, token_id: str, session_id: str, now: datetime) -> Rotation:
+        if self._spent_at(connection, token_id, session_id) is None:
             return Rotation.UNKNOWN
         connection.execute(
             update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
