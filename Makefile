@@ -9,12 +9,13 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test bench clean help
+.PHONY: install system-deps run test bench lint clean help
 
 help:
 	@echo "make run    install everything, then serve on http://$(HOST):$(PORT)"
 	@echo "make test   install everything, then run the whole test suite"
 	@echo "make bench  install everything, then run the benchmarks in bench/"
+	@echo "make lint   ruff check and ruff format --check"
 	@echo "make clean  remove the virtualenv, node_modules and vendored assets (not instance/)"
 
 install: system-deps $(BIN)/.installed $(VENDOR)/opaque.js
@@ -43,6 +44,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/login_cost.py
+
+lint: install
+	$(BIN)/ruff check cypher tests bench
+	$(BIN)/ruff format --check cypher tests bench
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)

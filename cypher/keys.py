@@ -119,10 +119,10 @@ def parse_keyring(raw: bytes, source: str) -> KeyRing:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise KeyFileError(f"{source} is not valid JSON: {error}") from None
     if not isinstance(document, dict) or document.get("version") != FILE_VERSION:
-        raise KeyFileError(f"{source}: expected an object with \"version\": {FILE_VERSION}")
+        raise KeyFileError(f'{source}: expected an object with "version": {FILE_VERSION}')
     purposes = document.get("purposes")
     if not isinstance(purposes, dict):
-        raise KeyFileError(f"{source}: \"purposes\" must be an object")
+        raise KeyFileError(f'{source}: "purposes" must be an object')
     sets: dict[KeyPurpose, KeySet] = {}
     for purpose in KeyPurpose:
         entry = purposes.get(purpose.value)

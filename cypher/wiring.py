@@ -69,13 +69,25 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
     sessions = SessionService(store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]))
     pending_ttl = timedelta(seconds=config["PENDING_TTL"])
     totp = TotpService(
-        store, sealer, tokens, sessions, RecoveryCodes(keyring[KeyPurpose.AT_REST]), clock, config["TOTP_ISSUER"],
+        store,
+        sealer,
+        tokens,
+        sessions,
+        RecoveryCodes(keyring[KeyPurpose.AT_REST]),
+        clock,
+        config["TOTP_ISSUER"],
         pending_ttl,
     )
     accounts = AccountService(store, opaque, totp, sessions)
     maintenance = MaintenanceService(store, clock, pending_ttl)
     return Services(
-        store=store, keyring=keyring, tokens=tokens, opaque=opaque, sessions=sessions, totp=totp, accounts=accounts,
+        store=store,
+        keyring=keyring,
+        tokens=tokens,
+        opaque=opaque,
+        sessions=sessions,
+        totp=totp,
+        accounts=accounts,
         maintenance=maintenance,
     )
 

@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from cypher import create_app
-from cypher.services.users import STATUS_ACTIVE
 from cypher.services.clock import ManualClock
+from cypher.services.users import STATUS_ACTIVE
 from cypher.wiring import Services
 from tests.auth_actions import AuthActions, Enrolled
 from tests.opaque_client import OpaqueActions

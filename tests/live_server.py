@@ -18,9 +18,7 @@ class LiveServer:
     def __init__(self, app: Flask) -> None:
         """Bind at once (port 0, so the OS picks a free port); serving starts on `start`."""
         self._server: BaseWSGIServer = make_server(HOST, 0, app, threaded=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"live-server-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"live-server-{self.port}", daemon=True)
 
     @property
     def port(self) -> int:

@@ -75,11 +75,15 @@ class OpaqueActions:
     def register(self, username: str, password: str) -> Any:
         """/register/init then /register/finish; returns the finish response."""
         start = start_registration(password)
-        init = self._client.post("/register/init", json={"username": username, "registrationRequest": b64(start.request)})
+        init = self._client.post(
+            "/register/init", json={"username": username, "registrationRequest": b64(start.request)}
+        )
         assert init.status_code == 200, init.get_json()
         body = init.get_json()
         record = finish_registration(start, unb64(body["registrationResponse"]), body["username"], body["serverId"])
-        return self._client.post("/register/finish", json={"username": body["username"], "registrationRecord": b64(record)})
+        return self._client.post(
+            "/register/finish", json={"username": body["username"], "registrationRecord": b64(record)}
+        )
 
     def login_init(self, username: str, password: str) -> tuple[LoginStart, Any]:
         start = start_login(password)

@@ -292,7 +292,11 @@ def test_delete_account_with_a_wrong_code_deletes_nothing(
 
 @pytest.mark.parametrize("origin", [None, EVIL_ORIGIN])
 def test_cookie_authenticated_actions_need_our_origin(
-    actions: AuthActions, client: FlaskClient, clock: ManualClock, services: Services, user: Enrolled,
+    actions: AuthActions,
+    client: FlaskClient,
+    clock: ManualClock,
+    services: Services,
+    user: Enrolled,
     origin: str | None,
 ) -> None:
     tokens = actions.session(user)  # the client now holds the access cookie

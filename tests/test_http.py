@@ -39,7 +39,9 @@ def test_bodies_that_are_not_json_objects_get_400(
 @pytest.mark.parametrize("path", OPAQUE_POSTS)
 def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services, path: str) -> None:
     padding = "x" * (64 * 1024)
-    response = client.post(path, json={"username": "alice", "registrationRequest": padding, "startLoginRequest": padding})
+    response = client.post(
+        path, json={"username": "alice", "registrationRequest": padding, "startLoginRequest": padding}
+    )
     _error(response, 413, "body_too_large")
     assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
 
@@ -76,10 +78,12 @@ def test_healthz(client: FlaskClient) -> None:
 
 
 def test_healthz_is_503_without_a_database(tmp_path: Path) -> None:
-    app = create_app({
-        "TESTING": True,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'cypher.db'}",
-        "KEYS_FILE": str(tmp_path / "keys.json"),
-        "MIGRATE_ON_START": False,
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'cypher.db'}",
+            "KEYS_FILE": str(tmp_path / "keys.json"),
+            "MIGRATE_ON_START": False,
+        }
+    )
     _error(app.test_client().get("/healthz"), 503, "database_unavailable")

@@ -36,7 +36,7 @@ def test_created_once_with_owner_only_permissions(tmp_path: Path) -> None:
     assert all(len(key) == 32 for key in keys)
 
 
-def _load_in_child(path: str, queue: "multiprocessing.Queue[bytes]") -> None:
+def _load_in_child(path: str, queue: multiprocessing.Queue[bytes]) -> None:
     keyring = load_or_create_keyring(Path(path))
     queue.put(dump_keyring(keyring))
 
@@ -73,7 +73,10 @@ def test_rotation_keeps_old_keys_verifying(tmp_path: Path) -> None:
         (lambda d: "not json", "not valid JSON"),
         (lambda d: {**d, "version": 2}, "version"),
         (lambda d: {k: v for k, v in d.items() if k != "purposes"}, "purposes"),
-        (lambda d: {**d, "purposes": {k: v for k, v in d["purposes"].items() if k != "refresh"}}, "'refresh' is missing"),
+        (
+            lambda d: {**d, "purposes": {k: v for k, v in d["purposes"].items() if k != "refresh"}},
+            "'refresh' is missing",
+        ),
         (lambda d: _set(d, "enroll", "keys", {"k": "c2hvcnQ"}), "not 32 bytes"),
         (lambda d: _set(d, "enroll", "keys", {"k": "!!!not base64!!!"}), "not 32 bytes"),
         (lambda d: _set(d, "enroll", "keys", {}), "non-empty"),

@@ -57,7 +57,9 @@ def alice(auth: OpaqueActions, activate: Callable[[str], None]) -> str:
 
 def test_register_init_answers_with_canonical_username_and_response(client: FlaskClient, services: Services) -> None:
     start = start_registration(PASSWORD)
-    response = client.post("/register/init", json={"username": "Alice.Smith", "registrationRequest": b64(start.request)})
+    response = client.post(
+        "/register/init", json={"username": "Alice.Smith", "registrationRequest": b64(start.request)}
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert list(body) == ["username", "serverId", "registrationResponse"]
@@ -94,13 +96,19 @@ def test_register_init_refuses_malformed_requests(client: FlaskClient, services:
 
 def test_register_init_refuses_a_taken_name_in_any_case(client: FlaskClient, alice: str) -> None:
     request = b64(start_registration(PASSWORD).request)
-    _error(client.post("/register/init", json={"username": "ALICE", "registrationRequest": request}), 409, "username_taken")
+    _error(
+        client.post("/register/init", json={"username": "ALICE", "registrationRequest": request}), 409, "username_taken"
+    )
 
 
 def test_register_init_refuses_a_name_whose_registration_is_in_flight(client: FlaskClient) -> None:
-    first = client.post("/register/init", json={"username": "bob", "registrationRequest": b64(start_registration("x").request)})
+    first = client.post(
+        "/register/init", json={"username": "bob", "registrationRequest": b64(start_registration("x").request)}
+    )
     assert first.status_code == 200
-    second = client.post("/register/init", json={"username": "Bob", "registrationRequest": b64(start_registration("y").request)})
+    second = client.post(
+        "/register/init", json={"username": "Bob", "registrationRequest": b64(start_registration("y").request)}
+    )
     _error(second, 409, "username_taken")
 
 
@@ -125,17 +133,29 @@ def test_register_finish_creates_a_pending_account_and_an_enrolment_token(
 def _begin(client: FlaskClient, username: str) -> tuple[str, bytes]:
     """Start a registration; returns the canonical username and the client's finished record."""
     start = start_registration(PASSWORD)
-    body = client.post("/register/init", json={"username": username, "registrationRequest": b64(start.request)}).get_json()
-    return body["username"], finish_registration(start, unb64(body["registrationResponse"]), body["username"], body["serverId"])
+    body = client.post(
+        "/register/init", json={"username": username, "registrationRequest": b64(start.request)}
+    ).get_json()
+    return body["username"], finish_registration(
+        start, unb64(body["registrationResponse"]), body["username"], body["serverId"]
+    )
 
 
 def test_register_finish_without_init_or_after_expiry_is_gone(
     client: FlaskClient, clock: ManualClock, services: Services
 ) -> None:
     record = b64(_begin(client, "dave")[1])
-    _error(client.post("/register/finish", json={"username": "erin", "registrationRecord": record}), 410, "registration_expired")
+    _error(
+        client.post("/register/finish", json={"username": "erin", "registrationRecord": record}),
+        410,
+        "registration_expired",
+    )
     clock.advance(300)
-    _error(client.post("/register/finish", json={"username": "dave", "registrationRecord": record}), 410, "registration_expired")
+    _error(
+        client.post("/register/finish", json={"username": "dave", "registrationRecord": record}),
+        410,
+        "registration_expired",
+    )
     assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
 
 
@@ -148,11 +168,20 @@ def test_register_finish_twice_is_a_conflict(client: FlaskClient) -> None:
 
 def test_register_finish_refuses_malformed_records_and_keeps_the_state(client: FlaskClient, services: Services) -> None:
     username, record = _begin(client, "grace")
-    for bad in [b64(record[:-1]), b64(record + b"\x00"), b64(b"\xff" * 32 + record[32:]), b64(bytes(32) + record[32:]), "!" * 256]:
+    for bad in [
+        b64(record[:-1]),
+        b64(record + b"\x00"),
+        b64(b"\xff" * 32 + record[32:]),
+        b64(bytes(32) + record[32:]),
+        "!" * 256,
+    ]:
         response = client.post("/register/finish", json={"username": username, "registrationRecord": bad})
         _error(response, 400, "invalid_message")
     assert row_counts(services) == {"users": 0, "registration_states": 1, "login_states": 0}
-    assert client.post("/register/finish", json={"username": username, "registrationRecord": b64(record)}).status_code == 201
+    assert (
+        client.post("/register/finish", json={"username": username, "registrationRecord": b64(record)}).status_code
+        == 201
+    )
 
 
 def test_concurrent_register_finish_one_wins(app: Flask, client: FlaskClient, services: Services) -> None:
@@ -182,14 +211,18 @@ def test_login_init_answers_with_a_login_id_and_ke2(client: FlaskClient, alice: 
     ("field", "code"),
     [(b64(b"\x01" * 95), "invalid_message"), (b64(b"\xff" * 96), "invalid_message"), (12, "invalid_request")],
 )
-def test_login_init_refuses_malformed_ke1(client: FlaskClient, services: Services, alice: str, field: object, code: str) -> None:
+def test_login_init_refuses_malformed_ke1(
+    client: FlaskClient, services: Services, alice: str, field: object, code: str
+) -> None:
     _error(client.post("/login/init", json={"username": "alice", "startLoginRequest": field}), 400, code)
     assert row_counts(services)["login_states"] == 0
 
 
 def test_login_init_refuses_invalid_usernames(client: FlaskClient) -> None:
     ke1 = b64(start_login(PASSWORD).ke1)
-    _error(client.post("/login/init", json={"username": "no spaces", "startLoginRequest": ke1}), 400, "invalid_username")
+    _error(
+        client.post("/login/init", json={"username": "no spaces", "startLoginRequest": ke1}), 400, "invalid_username"
+    )
 
 
 def test_login_init_does_not_tell_unknown_users_apart(client: FlaskClient, alice: str) -> None:
@@ -206,7 +239,9 @@ def test_login_init_does_not_tell_unknown_users_apart(client: FlaskClient, alice
         assert {key: len(value) for key, value in response.get_json().items() if key != "username"} == {
             key: len(value) for key, value in real.get_json().items() if key != "username"
         }
-        assert response.headers["Content-Length"] == str(int(real.headers["Content-Length"]) + len(response.get_json()["username"]) - 5)
+        assert response.headers["Content-Length"] == str(
+            int(real.headers["Content-Length"]) + len(response.get_json()["username"]) - 5
+        )
 
     def evaluated_element(response: Any) -> bytes:
         # The first 32 bytes of KE2 are the OPRF output for the blinded element in KE1.
@@ -227,7 +262,11 @@ def test_unknown_user_login_fails_at_the_client(auth: OpaqueActions, client: Fla
     # A client that sends a KE3 anyway gets the same answer as a wrong password.
     start, init = auth.login_init("mallory", PASSWORD)
     login_id = init.get_json()["loginId"]
-    _error(client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(bytes(64))}), 401, "invalid_credentials")
+    _error(
+        client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(bytes(64))}),
+        401,
+        "invalid_credentials",
+    )
 
 
 # -- /login/finish ----------------------------------------------------------------------------
@@ -264,11 +303,19 @@ def _login_started(auth: OpaqueActions, username: str = "alice") -> tuple[str, b
 def test_a_tampered_ke3_is_refused_and_spends_the_login(auth: OpaqueActions, client: FlaskClient, alice: str) -> None:
     login_id, ke3 = _login_started(auth)
     tampered = bytes([ke3[0] ^ 1]) + ke3[1:]
-    _error(client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(tampered)}), 401, "invalid_credentials")
-    _error(client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(ke3)}), 410, "login_expired")
+    _error(
+        client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(tampered)}),
+        401,
+        "invalid_credentials",
+    )
+    _error(
+        client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(ke3)}), 410, "login_expired"
+    )
 
 
-def test_a_malformed_ke3_is_refused_without_spending_the_login(auth: OpaqueActions, client: FlaskClient, alice: str) -> None:
+def test_a_malformed_ke3_is_refused_without_spending_the_login(
+    auth: OpaqueActions, client: FlaskClient, alice: str
+) -> None:
     login_id, ke3 = _login_started(auth)
     for bad in [b64(ke3[:-1]), b64(ke3) + "A", "%" * 86, None]:
         response = client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": bad})
@@ -290,10 +337,14 @@ def test_concurrent_use_of_one_login_id(app: Flask, auth: OpaqueActions, alice: 
     assert sorted(response.status_code for response in responses) == [200, 410, 410, 410]
 
 
-def test_a_login_expires_after_sixty_seconds(auth: OpaqueActions, client: FlaskClient, clock: ManualClock, alice: str) -> None:
+def test_a_login_expires_after_sixty_seconds(
+    auth: OpaqueActions, client: FlaskClient, clock: ManualClock, alice: str
+) -> None:
     login_id, ke3 = _login_started(auth)
     clock.advance(60)
-    _error(client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(ke3)}), 410, "login_expired")
+    _error(
+        client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(ke3)}), 410, "login_expired"
+    )
 
 
 def test_unknown_login_ids_are_gone(client: FlaskClient) -> None:

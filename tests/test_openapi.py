@@ -45,10 +45,7 @@ SPEC = load_spec()
 
 def documented_operations(spec: dict[str, Any]) -> set[Operation]:
     return {
-        (path, method)
-        for path, item in spec.get("paths", {}).items()
-        for method in item
-        if method in OPENAPI_METHODS
+        (path, method) for path, item in spec.get("paths", {}).items() for method in item if method in OPENAPI_METHODS
     }
 
 

@@ -100,7 +100,9 @@ def test_a_revoked_sessions_refresh_token_is_refused_alike_every_time(
         _error(client.post("/api/refresh-token", json={"refreshToken": tokens["refreshToken"]}), 401, "invalid_token")
 
 
-def test_refresh_rotates_and_reuse_revokes_the_session(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:
+def test_refresh_rotates_and_reuse_revokes_the_session(
+    client: FlaskClient, actions: AuthActions, user: Enrolled
+) -> None:
     first = actions.session(user)
     second = client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}).get_json()
     assert second["refreshToken"] != first["refreshToken"]
@@ -134,8 +136,9 @@ def test_concurrent_refreshes_one_wins(app: Flask, actions: AuthActions, user: E
     _refuted(_verify(app.test_client(), winner["accessToken"]))
 
 
-def test_a_session_ends_after_its_lifetime(client: FlaskClient, actions: AuthActions, user: Enrolled,
-                                          clock: ManualClock) -> None:
+def test_a_session_ends_after_its_lifetime(
+    client: FlaskClient, actions: AuthActions, user: Enrolled, clock: ManualClock
+) -> None:
     tokens = actions.session(user)
     clock.advance(30 * 24 * 3600 - 60)
     refreshed = client.post("/api/refresh-token", json={"refreshToken": tokens["refreshToken"]})
@@ -143,8 +146,11 @@ def test_a_session_ends_after_its_lifetime(client: FlaskClient, actions: AuthAct
     # Refreshing never extends the session: the new tokens end with it.
     assert refreshed.get_json()["refreshExpiresIn"] == refreshed.get_json()["expiresIn"] == 60
     clock.advance(60)
-    _error(client.post("/api/refresh-token", json={"refreshToken": refreshed.get_json()["refreshToken"]}),
-           401, "invalid_token")
+    _error(
+        client.post("/api/refresh-token", json={"refreshToken": refreshed.get_json()["refreshToken"]}),
+        401,
+        "invalid_token",
+    )
 
 
 def test_logout_all_and_listing_only_live_sessions(app: Flask, actions: AuthActions, user: Enrolled) -> None:
@@ -176,8 +182,12 @@ def test_sessions_of_others_cannot_be_touched(app: Flask, actions: AuthActions, 
 
 
 def test_authenticated_endpoints_refuse_without_a_session(client: FlaskClient) -> None:
-    for method, path in [("post", "/api/logout"), ("post", "/api/logout-all"), ("get", "/api/sessions"),
-                         ("delete", "/api/sessions/x")]:
+    for method, path in [
+        ("post", "/api/logout"),
+        ("post", "/api/logout-all"),
+        ("get", "/api/sessions"),
+        ("delete", "/api/sessions/x"),
+    ]:
         _error(getattr(client, method)(path), 401, "invalid_token")
 
 

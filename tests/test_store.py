@@ -6,7 +6,8 @@ Every test here takes `database_url`, which conftest parametrizes over both data
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import inspect, select
 
@@ -16,7 +17,7 @@ from cypher.store.migrate import current_revision, head_revision, upgrade
 from cypher.store.models import RegistrationState, User
 from tests.concurrency import race
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
 SECRET = SealedValue("kid", b"sealed-secret")
 
@@ -61,7 +62,7 @@ def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
 def test_datetimes_come_back_aware_utc(store: Store) -> None:
     _register(store)
     user = store.accounts.find_user("alice")
-    assert user is not None and user.created_at == NOW and user.created_at.tzinfo is timezone.utc
+    assert user is not None and user.created_at == NOW and user.created_at.tzinfo is UTC
     with pytest.raises(Exception, match="naive"):
         store.accounts.begin_registration("bob", SECRET, NOW.replace(tzinfo=None), TTL, pending_cutoff=NOW)
     assert store.accounts.find_user("bob") is None

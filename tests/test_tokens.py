@@ -15,7 +15,12 @@ from cypher.services.clock import ManualClock
 from cypher.services.errors import InvalidToken, TokenExpired
 from cypher.services.tokens import TokenPurpose, TokenService
 
-LIFETIMES = {TokenPurpose.PASS_AUTH: 180, TokenPurpose.ACCESS: 900, TokenPurpose.REFRESH: 2_592_000, TokenPurpose.ENROLL: 300}
+LIFETIMES = {
+    TokenPurpose.PASS_AUTH: 180,
+    TokenPurpose.ACCESS: 900,
+    TokenPurpose.REFRESH: 2_592_000,
+    TokenPurpose.ENROLL: 300,
+}
 
 
 def _service(keyring: KeyRing, clock: ManualClock, issuer: str = "cypher.test") -> TokenService:
@@ -50,9 +55,7 @@ def test_round_trip_carries_every_claim(purpose: TokenPurpose, keyring: KeyRing,
     assert claims.session_id == ("session-1" if purpose in {TokenPurpose.ACCESS, TokenPurpose.REFRESH} else None)
 
 
-@pytest.mark.parametrize(
-    ("minted", "presented_as"), [(a, b) for a in TokenPurpose for b in TokenPurpose if a is not b]
-)
+@pytest.mark.parametrize(("minted", "presented_as"), [(a, b) for a in TokenPurpose for b in TokenPurpose if a is not b])
 def test_a_token_is_refused_for_every_other_purpose(
     minted: TokenPurpose, presented_as: TokenPurpose, keyring: KeyRing, clock: ManualClock
 ) -> None:
@@ -65,9 +68,18 @@ def test_a_token_made_with_the_right_key_but_the_wrong_typ_is_refused(keyring: K
     # Even if two purposes shared a key by mistake, the typ claim keeps them apart.
     key_set = keyring[KeyPurpose.ACCESS]
     forged = paseto.create(
-        key=SymmetricKey.v4(key_set.current), purpose="local", footer={"kid": key_set.current_key_id},
-        claims={"sub": "alice", "typ": "refresh", "jti": "x", "iat": clock().isoformat(),
-                "exp": "2999-01-01T00:00:00+00:00", "iss": "cypher.test", "sid": "s"},
+        key=SymmetricKey.v4(key_set.current),
+        purpose="local",
+        footer={"kid": key_set.current_key_id},
+        claims={
+            "sub": "alice",
+            "typ": "refresh",
+            "jti": "x",
+            "iat": clock().isoformat(),
+            "exp": "2999-01-01T00:00:00+00:00",
+            "iss": "cypher.test",
+            "sid": "s",
+        },
     )
     with pytest.raises(InvalidToken):
         _service(keyring, clock).parse(forged, TokenPurpose.ACCESS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyotp
 import pytest
@@ -11,7 +11,7 @@ from cypher.keys import KeyPurpose, KeySet, generate_keyring
 from cypher.services.totp import RecoveryCodes, matching_step, qr_code_data_url
 
 SECRET = pyotp.random_base32()
-NOW = datetime(2026, 11, 21, 12, 0, 15, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, 15, tzinfo=UTC)
 STEP = int(NOW.timestamp()) // 30
 
 

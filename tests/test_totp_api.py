@@ -50,7 +50,7 @@ def test_setup_returns_secret_uri_and_qr_code(client: FlaskClient, auth: OpaqueA
     assert body["otpauthUri"] == f"otpauth://totp/Cypher:bob?secret={body['secret']}&issuer=Cypher"
     prefix = "data:image/png;base64,"
     assert body["qrCode"].startswith(prefix)
-    assert base64.b64decode(body["qrCode"][len(prefix):]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert base64.b64decode(body["qrCode"][len(prefix) :]).startswith(b"\x89PNG\r\n\x1a\n")
     stored = _stored_secret(services, "bob")
     assert stored is not None and body["secret"].encode() not in stored  # sealed at rest
     assert response.headers["Cache-Control"] == "no-store"
@@ -142,7 +142,9 @@ def test_an_unverified_account_expires_and_frees_its_name(
 ) -> None:
     _registered(auth, "erin")
     request = b64(start_registration(PASSWORD).request)
-    _error(client.post("/register/init", json={"username": "erin", "registrationRequest": request}), 409, "username_taken")
+    _error(
+        client.post("/register/init", json={"username": "erin", "registrationRequest": request}), 409, "username_taken"
+    )
     clock.advance(301)
     assert auth.register("erin", PASSWORD).status_code == 201  # swept by /register/init
     clock.advance(301)
@@ -165,7 +167,10 @@ def test_verify_login_opens_a_session(actions: AuthActions, user: Enrolled, serv
     body = response.get_json()
     assert list(body) == ["username", "accessToken", "refreshToken", "tokenType", "expiresIn", "refreshExpiresIn"]
     assert (body["username"], body["tokenType"], body["expiresIn"], body["refreshExpiresIn"]) == (
-        "alice", "Bearer", 900, 2_592_000
+        "alice",
+        "Bearer",
+        900,
+        2_592_000,
     )
     access = services.tokens.parse(body["accessToken"], TokenPurpose.ACCESS)
     refresh = services.tokens.parse(body["refreshToken"], TokenPurpose.REFRESH)
@@ -184,8 +189,11 @@ def test_pass_auth_from_the_cookie_needs_our_origin(client: FlaskClient, actions
     actions.pass_auth(user)  # the client now holds the cypher_pass_auth cookie
     code = actions.code(user.secret)
     _error(client.post("/totp/verify-login", json={"code": code}), 403, "origin_rejected")
-    _error(client.post("/totp/verify-login", json={"code": code}, headers={"Origin": "https://evil.example"}),
-           403, "origin_rejected")
+    _error(
+        client.post("/totp/verify-login", json={"code": code}, headers={"Origin": "https://evil.example"}),
+        403,
+        "origin_rejected",
+    )
     assert client.post("/totp/verify-login", json={"code": code}, headers={"Origin": ORIGIN}).status_code == 200
 
 
@@ -201,7 +209,9 @@ def test_wrong_and_replayed_codes_are_refused(client: FlaskClient, actions: Auth
     _error(replay, 401, "invalid_totp")
 
 
-def test_one_step_of_drift_either_way(client: FlaskClient, actions: AuthActions, user: Enrolled, clock: ManualClock) -> None:
+def test_one_step_of_drift_either_way(
+    client: FlaskClient, actions: AuthActions, user: Enrolled, clock: ManualClock
+) -> None:
     totp = pyotp.TOTP(user.secret)
     clock.advance(300)
     for offset, expected in [(-60, 401), (-30, 200), (30, 200), (90, 401)]:
@@ -223,15 +233,18 @@ def test_five_wrong_codes_burn_the_pass_auth_token(client: FlaskClient, actions:
 
 def test_concurrent_guesses_stay_within_five(app: Flask, actions: AuthActions, user: Enrolled) -> None:
     token = actions.pass_auth(user)
-    responses = race(12, lambda: app.test_client().post(
-        "/totp/verify-login", json={"passAuthToken": token, "code": "000000"}
-    ))
+    responses = race(
+        12, lambda: app.test_client().post("/totp/verify-login", json={"passAuthToken": token, "code": "000000"})
+    )
     assert sorted(response.status_code for response in responses) == [401] * 5 + [429] * 7
 
 
 def test_a_pass_auth_token_opens_one_session(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:
     token = actions.pass_auth(user)
-    assert client.post("/totp/verify-login", json={"passAuthToken": token, "code": actions.code(user.secret)}).status_code == 200
+    assert (
+        client.post("/totp/verify-login", json={"passAuthToken": token, "code": actions.code(user.secret)}).status_code
+        == 200
+    )
     again = client.post("/totp/verify-login", json={"passAuthToken": token, "code": actions.code(user.secret)})
     _error(again, 401, "pass_auth_expired")
 
@@ -261,9 +274,14 @@ def test_a_recovery_code_works_once(client: FlaskClient, actions: AuthActions, u
     assert actions.login(user, recoveryCode=second.lower().replace("-", "")).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{}, {"code": "123456", "recoveryCode": "AAAA-BBBB-CCCC"}, {"code": 123456},
-                                  {"code": "1" * 17}])
-def test_verify_login_needs_exactly_one_code(client: FlaskClient, actions: AuthActions, user: Enrolled,
-                                             body: dict[str, object]) -> None:
-    _error(client.post("/totp/verify-login", json={"passAuthToken": actions.pass_auth(user), **body}),
-           400, "invalid_request")
+@pytest.mark.parametrize(
+    "body", [{}, {"code": "123456", "recoveryCode": "AAAA-BBBB-CCCC"}, {"code": 123456}, {"code": "1" * 17}]
+)
+def test_verify_login_needs_exactly_one_code(
+    client: FlaskClient, actions: AuthActions, user: Enrolled, body: dict[str, object]
+) -> None:
+    _error(
+        client.post("/totp/verify-login", json={"passAuthToken": actions.pass_auth(user), **body}),
+        400,
+        "invalid_request",
+    )

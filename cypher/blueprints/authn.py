@@ -42,7 +42,9 @@ def check_origin() -> None:
         raise OriginRejected()
 
 
-def token_from(body: dict[str, Any] | None, field: str | None, cookie: str, *, changes_state: bool = True) -> str | None:
+def token_from(
+    body: dict[str, Any] | None, field: str | None, cookie: str, *, changes_state: bool = True
+) -> str | None:
     """A token from the Authorization header, a body field, or a cookie.
 
     A cookie is sent by the browser on its own, so when the request changes state the Origin
@@ -69,8 +71,13 @@ def current_principal() -> Principal:
 
 def _cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, path=path, secure=current_app.config["COOKIE_SECURE"],
-        httponly=True, samesite="Strict",
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        secure=current_app.config["COOKIE_SECURE"],
+        httponly=True,
+        samesite="Strict",
     )
 
 
@@ -80,7 +87,9 @@ def set_pass_auth_cookie(response: Response, token: str, max_age: int) -> None:
 
 def clear_cookie(response: Response, name: str) -> None:
     path = {REFRESH_COOKIE: REFRESH_PATH, PASS_AUTH_COOKIE: PASS_AUTH_PATH}.get(name, "/")
-    response.delete_cookie(name, path=path, secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Strict")
+    response.delete_cookie(
+        name, path=path, secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Strict"
+    )
 
 
 def session_response(tokens: SessionTokens) -> Response:

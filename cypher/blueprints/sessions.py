@@ -51,7 +51,9 @@ def verify_access() -> tuple[Response, int] | Response:
     except CypherError as error:
         return jsonify(valid=False, error=error.message, code=error.code), 401
     return jsonify(
-        valid=True, username=principal.username, sessionId=principal.session_id,
+        valid=True,
+        username=principal.username,
+        sessionId=principal.session_id,
         expiresAt=_timestamp(principal.expires_at),
     )
 
@@ -71,13 +73,19 @@ def logout_all() -> Response:
 @bp.get("/sessions")
 def list_sessions() -> Response:
     views = services().sessions.list(current_principal())
-    return jsonify(sessions=[
-        {
-            "id": view.id, "createdAt": _timestamp(view.created_at), "lastSeenAt": _timestamp(view.last_seen_at),
-            "ip": view.ip, "userAgent": view.user_agent, "current": view.current,
-        }
-        for view in views
-    ])
+    return jsonify(
+        sessions=[
+            {
+                "id": view.id,
+                "createdAt": _timestamp(view.created_at),
+                "lastSeenAt": _timestamp(view.last_seen_at),
+                "ip": view.ip,
+                "userAgent": view.user_agent,
+                "current": view.current,
+            }
+            for view in views
+        ]
+    )
 
 
 @bp.delete("/sessions/<session_id>")

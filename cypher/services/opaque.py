@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
-from cypher.services.users import STATUS_ACTIVE, canonical_username
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountPending,
@@ -30,8 +29,9 @@ from cypher.services.opaque_protocol import (
     OpaqueProtocol,
     OpaqueProtocolError,
 )
-from cypher.services.sealing import Sealer, SealedValue
+from cypher.services.sealing import SealedValue, Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
+from cypher.services.users import STATUS_ACTIVE, canonical_username
 from cypher.store import Store, StoreConflict
 
 # What a sealed value holds, bound into its associated data.
@@ -81,8 +81,13 @@ class OpaqueLifetimes:
 
 class OpaqueService:
     def __init__(
-        self, store: Store, protocol: OpaqueProtocol, sealer: Sealer, tokens: TokenService,
-        clock: Clock, lifetimes: OpaqueLifetimes,
+        self,
+        store: Store,
+        protocol: OpaqueProtocol,
+        sealer: Sealer,
+        tokens: TokenService,
+        clock: Clock,
+        lifetimes: OpaqueLifetimes,
     ) -> None:
         self._store = store
         self._protocol = protocol
@@ -102,7 +107,10 @@ class OpaqueService:
         sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
         try:
             self._store.accounts.begin_registration(
-                username, sealed_secret, now, self._lifetimes.registration_state,
+                username,
+                sealed_secret,
+                now,
+                self._lifetimes.registration_state,
                 pending_cutoff=now - self._lifetimes.pending_account,
             )
         except StoreConflict:
@@ -171,7 +179,12 @@ class OpaqueService:
         login_id = secrets.token_urlsafe(LOGIN_ID_BYTES)
         sealed_auth = self._sealer.seal(response.expected_client_auth, username=username, purpose=SEALED_LOGIN_AUTH)
         self._store.accounts.create_login_state(
-            login_id, username, None if user is None else user.id, sealed_auth, self._clock(), self._lifetimes.login_state
+            login_id,
+            username,
+            None if user is None else user.id,
+            sealed_auth,
+            self._clock(),
+            self._lifetimes.login_state,
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
 

@@ -113,7 +113,9 @@ class OpaqueProtocol:
         masking_key = _derive(secret, b"masking-key", username, 64)
         envelope_nonce = _derive(secret, b"envelope-nonce", username, 32)
         envelope_auth_tag = _derive(secret, b"envelope-auth-tag", username, 64)
-        return oprf_key + self._server_private_key + client_public_key + masking_key + envelope_nonce + envelope_auth_tag
+        return (
+            oprf_key + self._server_private_key + client_public_key + masking_key + envelope_nonce + envelope_auth_tag
+        )
 
 
 def _require_length(message: bytes, expected: int, name: str) -> None:

@@ -115,8 +115,14 @@ class SessionService:
 
     def list(self, principal: Principal) -> list[SessionView]:
         return [
-            SessionView(record.id, record.created_at, record.last_seen_at, record.ip, record.user_agent,
-                        current=record.id == principal.session_id)
+            SessionView(
+                record.id,
+                record.created_at,
+                record.last_seen_at,
+                record.ip,
+                record.user_agent,
+                current=record.id == principal.session_id,
+            )
             for record in self._store.sessions.list_live(principal.user_id, self._clock())
         ]
 

@@ -10,7 +10,7 @@ import binascii
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import paseto
@@ -88,7 +88,7 @@ class TokenService:
             issued_at=issued_at,
             expires_at=min(
                 issued_at + timedelta(seconds=self._lifetimes[purpose]),
-                not_after.replace(microsecond=0) if not_after else datetime.max.replace(tzinfo=timezone.utc),
+                not_after.replace(microsecond=0) if not_after else datetime.max.replace(tzinfo=UTC),
             ),
             issuer=self._issuer,
             session_id=session_id,
@@ -160,4 +160,3 @@ class TokenService:
         if claims.expires_at.tzinfo is None or (purpose in _SESSION_BOUND) != isinstance(claims.session_id, str):
             raise InvalidToken()
         return claims
-

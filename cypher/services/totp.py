@@ -19,12 +19,12 @@ import pysodium
 import qrcode
 
 from cypher.keys import KeySet
-from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.services.clock import Clock
 from cypher.services.errors import InvalidToken, InvalidTotp, PassAuthExpired, TooManyAttempts
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
+from cypher.services.users import STATUS_PENDING
 from cypher.store import Attempt, Opened, Store, UserRecord
 
 TOTP_DIGITS = 6
@@ -112,8 +112,15 @@ def qr_code_data_url(text: str) -> str:
 
 class TotpService:
     def __init__(
-        self, store: Store, sealer: Sealer, tokens: TokenService, sessions: SessionService,
-        recovery: RecoveryCodes, clock: Clock, issuer: str, pending_ttl: timedelta,
+        self,
+        store: Store,
+        sealer: Sealer,
+        tokens: TokenService,
+        sessions: SessionService,
+        recovery: RecoveryCodes,
+        clock: Clock,
+        issuer: str,
+        pending_ttl: timedelta,
     ) -> None:
         self._store = store
         self._sealer = sealer

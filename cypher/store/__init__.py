@@ -18,7 +18,14 @@ from cypher.store.second_factor import Attempt, Opened, SecondFactorStore
 from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionStore
 
 __all__ = [
-    "Attempt", "LoginStateRecord", "NewSession", "Opened", "Rotation", "SessionRecord", "Store", "StoreConflict",
+    "Attempt",
+    "LoginStateRecord",
+    "NewSession",
+    "Opened",
+    "Rotation",
+    "SessionRecord",
+    "Store",
+    "StoreConflict",
     "UserRecord",
 ]
 

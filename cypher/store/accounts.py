@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cypher.services.users import STATUS_PENDING
 from cypher.services.sealing import SealedValue
+from cypher.services.users import STATUS_PENDING
 from cypher.store.database import Database
 from cypher.store.models import LoginState, RegistrationState
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
@@ -48,8 +48,11 @@ _TAKE_LOGIN_STATE = (
     delete(login_states)
     .where(login_states.c.id == bindparam("login_id"))
     .returning(
-        login_states.c.username, login_states.c.user_id, login_states.c.expected_client_auth,
-        login_states.c.expected_client_auth_key_id, login_states.c.expires_at,
+        login_states.c.username,
+        login_states.c.user_id,
+        login_states.c.expected_client_auth,
+        login_states.c.expected_client_auth_key_id,
+        login_states.c.expires_at,
     )
 )
 
@@ -157,8 +160,13 @@ class AccountStore:
     # -- login ------------------------------------------------------------------------------
 
     def create_login_state(
-        self, login_id: str, username: str, user_id: int | None, expected_client_auth: SealedValue,
-        now: datetime, ttl: timedelta,
+        self,
+        login_id: str,
+        username: str,
+        user_id: int | None,
+        expected_client_auth: SealedValue,
+        now: datetime,
+        ttl: timedelta,
     ) -> None:
         with self._database.writing() as connection:
             if self._garbage_due(now):
@@ -206,8 +214,12 @@ class AccountStore:
             try:
                 connection.execute(
                     insert(registration_states).values(
-                        username=username, purpose=PASSWORD_CHANGE, server_secret=server_secret.ciphertext,
-                        server_secret_key_id=server_secret.key_id, created_at=now, expires_at=now + ttl,
+                        username=username,
+                        purpose=PASSWORD_CHANGE,
+                        server_secret=server_secret.ciphertext,
+                        server_secret_key_id=server_secret.key_id,
+                        created_at=now,
+                        expires_at=now + ttl,
                     )
                 )
             except IntegrityError:
@@ -259,5 +271,7 @@ class AccountStore:
                 "registration_states": connection.execute(
                     delete(registration_states).where(registration_states.c.expires_at <= now)
                 ).rowcount,
-                "login_states": connection.execute(delete(login_states).where(login_states.c.expires_at <= now)).rowcount,
+                "login_states": connection.execute(
+                    delete(login_states).where(login_states.c.expires_at <= now)
+                ).rowcount,
             }

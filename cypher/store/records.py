@@ -13,8 +13,15 @@ from cypher.store.models import User
 users = User.__table__
 
 USER_COLUMNS = (
-    users.c.id, users.c.username, users.c.status, users.c.opaque_record, users.c.opaque_record_key_id,
-    users.c.totp_secret, users.c.totp_secret_key_id, users.c.totp_last_step, users.c.created_at,
+    users.c.id,
+    users.c.username,
+    users.c.status,
+    users.c.opaque_record,
+    users.c.opaque_record_key_id,
+    users.c.totp_secret,
+    users.c.totp_secret_key_id,
+    users.c.totp_last_step,
+    users.c.created_at,
 )
 
 

@@ -7,8 +7,8 @@ from enum import Enum
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
-from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.services.sealing import SealedValue
+from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.store.database import Database
 from cypher.store.models import PassAuthUse, RecoveryCode
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
@@ -16,7 +16,6 @@ from cypher.store.sessions import NewSession, insert_session
 
 recovery_codes = RecoveryCode.__table__
 pass_auth_uses = PassAuthUse.__table__
-
 
 
 class Attempt(Enum):
@@ -76,8 +75,9 @@ class SecondFactorStore:
             result = connection.execute(
                 update(users)
                 .where(users.c.id == user_id, users.c.status == STATUS_PENDING)
-                .values(totp_secret=secret.ciphertext, totp_secret_key_id=secret.key_id, totp_last_step=None,
-                        updated_at=now)
+                .values(
+                    totp_secret=secret.ciphertext, totp_secret_key_id=secret.key_id, totp_last_step=None, updated_at=now
+                )
             )
             return result.rowcount == 1
 
@@ -116,10 +116,12 @@ class SecondFactorStore:
         """Spend the unused code whose hash (under its key id) is among the candidates."""
         if not candidate_hashes:
             return False
-        matches = or_(*(
-            and_(recovery_codes.c.key_id == key_id, recovery_codes.c.code_hash == code_hash)
-            for key_id, code_hash in candidate_hashes.items()
-        ))
+        matches = or_(
+            *(
+                and_(recovery_codes.c.key_id == key_id, recovery_codes.c.code_hash == code_hash)
+                for key_id, code_hash in candidate_hashes.items()
+            )
+        )
         result = connection.execute(
             update(recovery_codes)
             .where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None), matches)
@@ -135,7 +137,9 @@ class SecondFactorStore:
     def unused_recovery_codes(self, user_id: int) -> int:
         with self._database.reading() as connection:
             rows = connection.execute(
-                select(recovery_codes.c.id).where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None))
+                select(recovery_codes.c.id).where(
+                    recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
+                )
             ).all()
             return len(rows)
 
@@ -152,8 +156,13 @@ class SecondFactorStore:
             user = user_record(row)
             counted = connection.execute(
                 self._count_attempt,
-                {"token_id": token_id, "user_id": user.id, "attempts": 1, "expires_at": expires_at,
-                 "max_attempts": max_attempts},
+                {
+                    "token_id": token_id,
+                    "user_id": user.id,
+                    "attempts": 1,
+                    "expires_at": expires_at,
+                    "max_attempts": max_attempts,
+                },
             ).first()
             if counted is not None:
                 return Attempt.ALLOWED, user
@@ -163,8 +172,13 @@ class SecondFactorStore:
             return (Attempt.EXHAUSTED if spent_at is None else Attempt.SPENT), user
 
     def open_session(
-        self, user_id: int, token_id: str, now: datetime, step: int | None,
-        recovery_candidates: dict[str, bytes] | None, new_session: NewSession,
+        self,
+        user_id: int,
+        token_id: str,
+        now: datetime,
+        step: int | None,
+        recovery_candidates: dict[str, bytes] | None,
+        new_session: NewSession,
     ) -> Opened:
         """In one transaction: spend the pass-auth token, spend the TOTP step (or the recovery
         code), and create the session. Any refusal rolls all of it back."""

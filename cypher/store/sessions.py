@@ -49,8 +49,14 @@ class Rotation(Enum):
 
 
 _SESSION_COLUMNS = (
-    sessions.c.id, sessions.c.user_id, users.c.username, sessions.c.created_at, sessions.c.last_seen_at,
-    sessions.c.expires_at, sessions.c.ip, sessions.c.user_agent,
+    sessions.c.id,
+    sessions.c.user_id,
+    users.c.username,
+    sessions.c.created_at,
+    sessions.c.last_seen_at,
+    sessions.c.expires_at,
+    sessions.c.ip,
+    sessions.c.user_agent,
 )
 _LIVE = (sessions.c.revoked_at.is_(None), sessions.c.expires_at > bindparam("now"))
 _SELECT_LIVE_SESSION = (
@@ -77,20 +83,37 @@ def insert_session(connection: Connection, new: NewSession) -> None:
     """Create the session and its first refresh token, inside the caller's transaction."""
     connection.execute(
         _INSERT_SESSION,
-        {"id": new.session_id, "user_id": new.user_id, "created_at": new.created_at, "last_seen_at": new.created_at,
-         "expires_at": new.expires_at, "ip": new.ip, "user_agent": new.user_agent},
+        {
+            "id": new.session_id,
+            "user_id": new.user_id,
+            "created_at": new.created_at,
+            "last_seen_at": new.created_at,
+            "expires_at": new.expires_at,
+            "ip": new.ip,
+            "user_agent": new.user_agent,
+        },
     )
     connection.execute(
         _INSERT_REFRESH,
-        {"id": new.refresh_token_id, "session_id": new.session_id, "issued_at": new.created_at,
-         "expires_at": new.expires_at},
+        {
+            "id": new.refresh_token_id,
+            "session_id": new.session_id,
+            "issued_at": new.created_at,
+            "expires_at": new.expires_at,
+        },
     )
 
 
 def _session_record(row) -> SessionRecord:  # type: ignore[no-untyped-def]
     return SessionRecord(
-        id=row.id, user_id=row.user_id, username=row.username, created_at=row.created_at,
-        last_seen_at=row.last_seen_at, expires_at=row.expires_at, ip=row.ip, user_agent=row.user_agent,
+        id=row.id,
+        user_id=row.user_id,
+        username=row.username,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        ip=row.ip,
+        user_agent=row.user_agent,
     )
 
 
@@ -127,9 +150,12 @@ class SessionStore:
                 # Revoked or over: nothing is spent; a spent token still counts as reused.
                 spent_before = self._spent_at(connection, token_id, session_id) is not None
                 return Rotation.REUSED if spent_before else Rotation.UNKNOWN
-            spent = connection.execute(
-                _SPEND_REFRESH, {"b_token_id": token_id, "b_session_id": session_id, "now": now}
-            ).rowcount == 1
+            spent = (
+                connection.execute(
+                    _SPEND_REFRESH, {"b_token_id": token_id, "b_session_id": session_id, "now": now}
+                ).rowcount
+                == 1
+            )
             if not spent:
                 return self._after_failed_spend(connection, token_id, session_id, now)
             new_token_id, new_expires_at = successor(_session_record(row))
