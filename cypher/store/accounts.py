@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cypher.services.sealing import SealedValue
@@ -15,8 +16,8 @@ from cypher.store.database import Database
 from cypher.store.models import LoginState, RegistrationState
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
 
-registration_states = RegistrationState.__table__
-login_states = LoginState.__table__
+registration_states = cast(Table, RegistrationState.__table__)
+login_states = cast(Table, LoginState.__table__)
 
 # Expired protocol state is garbage; it is cleared at most this often, on the way past.
 GARBAGE_INTERVAL = timedelta(seconds=60)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Row
+from sqlalchemy import Row, Table
 
 from cypher.services.sealing import SealedValue
 from cypher.store.models import User
 
-users = User.__table__
+users = cast(Table, User.__table__)
 
 USER_COLUMNS = (
     users.c.id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import cast
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select, update
 
 from cypher.services.sealing import SealedValue
 from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
@@ -14,8 +15,8 @@ from cypher.store.models import PassAuthUse, RecoveryCode
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
 from cypher.store.sessions import NewSession, insert_session
 
-recovery_codes = RecoveryCode.__table__
-pass_auth_uses = PassAuthUse.__table__
+recovery_codes = cast(Table, RecoveryCode.__table__)
+pass_auth_uses = cast(Table, PassAuthUse.__table__)
 
 
 class Attempt(Enum):

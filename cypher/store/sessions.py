@@ -6,15 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 
 from cypher.store.database import Database
 from cypher.store.models import RefreshToken, UserSession
 from cypher.store.records import users
 
-sessions = UserSession.__table__
-refresh_tokens = RefreshToken.__table__
+sessions = cast(Table, UserSession.__table__)
+refresh_tokens = cast(Table, RefreshToken.__table__)
 
 
 @dataclass(frozen=True)
