@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from cypher.blueprints.authn import current_principal, ended_session_response
-from cypher.http import base64url_field, encode_base64url, json_body, string_field
+from cypher.blueprints.opaque import registration_response
+from cypher.http import base64url_field, json_body, string_field
 from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
 from cypher.wiring import services
 
@@ -21,11 +22,7 @@ def password_init() -> Response:
     started = services().accounts.start_password_change(
         principal, base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES)
     )
-    return jsonify(
-        username=started.username,
-        serverId=started.server_id,
-        registrationResponse=encode_base64url(started.registration_response),
-    )
+    return registration_response(started)
 
 
 @bp.post("/password/finish")

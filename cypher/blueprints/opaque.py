@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from cypher.blueprints.authn import set_pass_auth_cookie
 from cypher.http import base64url_field, encode_base64url, json_body, string_field
+from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
     KE3_BYTES,
@@ -22,6 +23,15 @@ MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives th
 MAX_LOGIN_ID_FIELD = 128
 
 
+def registration_response(started: RegistrationStarted) -> Response:
+    """The answer to the first step of an OPAQUE registration (new account or password change)."""
+    return jsonify(
+        username=started.username,
+        serverId=started.server_id,
+        registrationResponse=encode_base64url(started.registration_response),
+    )
+
+
 @bp.post("/register/init")
 def register_init() -> Response:
     body = json_body()
@@ -29,11 +39,7 @@ def register_init() -> Response:
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES),
     )
-    return jsonify(
-        username=started.username,
-        serverId=started.server_id,
-        registrationResponse=encode_base64url(started.registration_response),
-    )
+    return registration_response(started)
 
 
 @bp.post("/register/finish")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cypher.services.sealing import SealedValue
@@ -58,6 +58,43 @@ _TAKE_LOGIN_STATE = (
 )
 
 
+def _open_state(
+    connection: Connection, username: str, purpose: str, server_secret: SealedValue, now: datetime, ttl: timedelta
+) -> None:
+    """Keep the server's registration secret for `ttl`; StoreConflict while one is open for the name."""
+    connection.execute(
+        delete(registration_states).where(
+            registration_states.c.username == username, registration_states.c.expires_at <= now
+        )
+    )
+    try:
+        connection.execute(
+            insert(registration_states).values(
+                username=username,
+                purpose=purpose,
+                server_secret=server_secret.ciphertext,
+                server_secret_key_id=server_secret.key_id,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+    except IntegrityError:
+        raise StoreConflict(purpose) from None
+
+
+def _take_state(connection: Connection, username: str, purpose: str) -> Row[Any, Any, Any] | None:
+    """Delete and return the name's open registration state of this purpose, live or not."""
+    return connection.execute(
+        delete(registration_states)
+        .where(registration_states.c.username == username, registration_states.c.purpose == purpose)
+        .returning(
+            registration_states.c.server_secret,
+            registration_states.c.server_secret_key_id,
+            registration_states.c.expires_at,
+        )
+    ).first()
+
+
 class AccountStore:
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -97,26 +134,9 @@ class AccountStore:
             connection.execute(
                 delete(users).where(users.c.status == STATUS_PENDING, users.c.created_at < pending_cutoff)
             )
-            connection.execute(
-                delete(registration_states).where(
-                    registration_states.c.username == username, registration_states.c.expires_at <= now
-                )
-            )
             if connection.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
                 raise StoreConflict("user")
-            try:
-                connection.execute(
-                    insert(registration_states).values(
-                        username=username,
-                        purpose=REGISTER,
-                        server_secret=server_secret.ciphertext,
-                        server_secret_key_id=server_secret.key_id,
-                        created_at=now,
-                        expires_at=now + ttl,
-                    )
-                )
-            except IntegrityError:
-                raise StoreConflict("registration") from None
+            _open_state(connection, username, REGISTER, server_secret, now, ttl)
 
     def finish_registration(
         self, username: str, now: datetime, seal_record: Callable[[SealedValue], SealedValue]
@@ -127,15 +147,7 @@ class AccountStore:
         live state exists; raises StoreConflict when the user exists (another request won).
         """
         with self._database.writing() as connection:
-            state = connection.execute(
-                delete(registration_states)
-                .where(registration_states.c.username == username, registration_states.c.purpose == REGISTER)
-                .returning(
-                    registration_states.c.server_secret,
-                    registration_states.c.server_secret_key_id,
-                    registration_states.c.expires_at,
-                )
-            ).first()
+            state = _take_state(connection, username, REGISTER)
             if state is None or state.expires_at <= now:
                 if connection.execute(select(users.c.id).where(users.c.username == username)).first() is not None:
                     raise StoreConflict("user")
@@ -207,39 +219,14 @@ class AccountStore:
     def begin_password_change(self, username: str, server_secret: SealedValue, now: datetime, ttl: timedelta) -> None:
         """Hold the account for one password change; StoreConflict while another one is open."""
         with self._database.writing() as connection:
-            connection.execute(
-                delete(registration_states).where(
-                    registration_states.c.username == username, registration_states.c.expires_at <= now
-                )
-            )
-            try:
-                connection.execute(
-                    insert(registration_states).values(
-                        username=username,
-                        purpose=PASSWORD_CHANGE,
-                        server_secret=server_secret.ciphertext,
-                        server_secret_key_id=server_secret.key_id,
-                        created_at=now,
-                        expires_at=now + ttl,
-                    )
-                )
-            except IntegrityError:
-                raise StoreConflict("password change") from None
+            _open_state(connection, username, PASSWORD_CHANGE, server_secret, now, ttl)
 
     def finish_password_change(
         self, user_id: int, username: str, now: datetime, seal_record: Callable[[SealedValue], SealedValue]
     ) -> bool:
         """Spend the open password change and store the new record; False when none is open."""
         with self._database.writing() as connection:
-            state = connection.execute(
-                delete(registration_states)
-                .where(registration_states.c.username == username, registration_states.c.purpose == PASSWORD_CHANGE)
-                .returning(
-                    registration_states.c.server_secret,
-                    registration_states.c.server_secret_key_id,
-                    registration_states.c.expires_at,
-                )
-            ).first()
+            state = _take_state(connection, username, PASSWORD_CHANGE)
             if state is None or state.expires_at <= now:
                 return False
             sealed = seal_record(SealedValue(state.server_secret_key_id, state.server_secret))
