@@ -77,11 +77,6 @@ class SessionService:
         )
         return tokens, row
 
-    def start(self, user_id: int, username: str, client: ClientInfo) -> SessionTokens:
-        tokens, row = self.prepare(user_id, username, client)
-        self._store.sessions.create(row)
-        return tokens
-
     def refresh(self, refresh_token: str) -> SessionTokens:
         """Spend a refresh token for a new pair; a spent one presented again revokes the session."""
         claims = self._tokens.parse(refresh_token, TokenPurpose.REFRESH)

@@ -25,7 +25,7 @@ from cypher.services.sealing import Sealer
 from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
 from cypher.services.users import STATUS_PENDING
-from cypher.store import Attempt, Opened, Store, UserRecord
+from cypher.store import CodeProof, NewSession, Store, UserRecord, Verdict
 
 TOTP_DIGITS = 6
 TOTP_PERIOD_SECONDS = 30
@@ -173,29 +173,30 @@ class TotpService:
         self, pass_auth_token: str | None, code: str | None, recovery_code: str | None, client: ClientInfo
     ) -> SessionTokens:
         claims = self._pass_auth_claims(pass_auth_token)
-        attempt, user = self._store.second_factor.count_attempt(
-            claims.token_id, claims.subject, MAX_ATTEMPTS_PER_PASS_AUTH, claims.expires_at
+        now = self._clock()
+        opened: list[SessionTokens] = []
+
+        def prove(user: UserRecord) -> CodeProof | None:
+            if recovery_code is not None:
+                return CodeProof(recovery_candidates=self._recovery.candidates(recovery_code))
+            step = matching_step(self._secret(user), code or "", now)
+            return None if step is None else CodeProof(step=step)
+
+        def session_for(user: UserRecord) -> NewSession:
+            tokens, row = self._sessions.prepare(user.id, user.username, client)
+            opened.append(tokens)
+            return row
+
+        verdict = self._store.second_factor.second_factor_login(
+            claims.token_id, claims.subject, MAX_ATTEMPTS_PER_PASS_AUTH, claims.expires_at, now, prove, session_for
         )
-        if attempt is Attempt.EXHAUSTED:
+        if verdict is Verdict.OPENED:
+            return opened[0]
+        if verdict is Verdict.EXHAUSTED:
             raise TooManyAttempts()
-        if attempt is not Attempt.ALLOWED or user is None:
-            raise PassAuthExpired()
-        step, candidates = None, None
-        if recovery_code is not None:
-            candidates = self._recovery.candidates(recovery_code)
-        else:
-            step = matching_step(self._secret(user), code or "", self._clock())
-            if step is None:
-                raise InvalidTotp()
-        tokens, new_session = self._sessions.prepare(user.id, user.username, client)
-        opened = self._store.second_factor.open_session(
-            user.id, claims.token_id, self._clock(), step, candidates, new_session
-        )
-        if opened is Opened.CODE_REFUSED:
-            raise InvalidTotp() if step is not None else InvalidTotp("Invalid recovery code")
-        if opened is Opened.PASS_AUTH_SPENT:
-            raise PassAuthExpired()  # another request with this token opened a session first
-        return tokens
+        if verdict is Verdict.CODE_REFUSED:
+            raise InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
+        raise PassAuthExpired()  # no active account, or the token already opened a session
 
     def _pass_auth_claims(self, token: str | None) -> TokenClaims:
         if not token:

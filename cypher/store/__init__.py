@@ -14,19 +14,19 @@ from sqlalchemy import Engine
 from cypher.store.accounts import AccountStore, LoginStateRecord, StoreConflict
 from cypher.store.database import Database
 from cypher.store.records import UserRecord
-from cypher.store.second_factor import Attempt, Opened, SecondFactorStore
+from cypher.store.second_factor import CodeProof, SecondFactorStore, Verdict
 from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionStore
 
 __all__ = [
-    "Attempt",
+    "CodeProof",
     "LoginStateRecord",
     "NewSession",
-    "Opened",
     "Rotation",
     "SessionRecord",
     "Store",
     "StoreConflict",
     "UserRecord",
+    "Verdict",
 ]
 
 

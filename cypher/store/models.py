@@ -32,7 +32,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    pass
+    """Every index costs pages written on each login's commits: only lookups on a request path
+    get one. Expiry sweeps (flask purge, the once-a-minute login-state sweep) scan instead."""
 
 
 class User(Base):
@@ -64,7 +65,7 @@ class RegistrationState(Base):
     server_secret: Mapped[bytes] = mapped_column(LargeBinary)
     server_secret_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LoginState(Base):
@@ -79,16 +80,17 @@ class LoginState(Base):
     expected_client_auth: Mapped[bytes] = mapped_column(LargeBinary)
     expected_client_auth_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RecoveryCode(Base):
-    """A one-time recovery code, stored only as a keyed hash."""
+    """A one-time recovery code, stored only as a keyed hash. The unique (user_id, code_hash)
+    index also serves lookups by user."""
 
     __tablename__ = "recovery_codes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     code_hash: Mapped[bytes] = mapped_column(LargeBinary)
     key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -108,7 +110,7 @@ class PassAuthUse(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     attempts: Mapped[int] = mapped_column(Integer)
     spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class UserSession(Base):
@@ -120,7 +122,7 @@ class UserSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

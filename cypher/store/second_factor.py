@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import cast
@@ -19,24 +21,25 @@ recovery_codes = cast(Table, RecoveryCode.__table__)
 pass_auth_uses = cast(Table, PassAuthUse.__table__)
 
 
-class Attempt(Enum):
-    ALLOWED = "allowed"  # counted; go on and check the code
-    EXHAUSTED = "exhausted"  # the token has had all its attempts
-    SPENT = "spent"  # the token already opened a session
-    NO_ACCOUNT = "no_account"  # the account is gone or not active
+@dataclass(frozen=True)
+class CodeProof:
+    """What a presented second factor proves: a TOTP step, or a recovery code by its hashes."""
+
+    step: int | None = None
+    recovery_candidates: dict[str, bytes] | None = None  # the code's hash under each key id
 
 
-class Opened(Enum):
+class Verdict(Enum):
     OPENED = "opened"
-    CODE_REFUSED = "code_refused"  # a replayed step, or a used or unknown recovery code
-    PASS_AUTH_SPENT = "pass_auth_spent"  # another request with the token opened a session first
+    NO_ACCOUNT = "no_account"  # the account is gone or not active
+    EXHAUSTED = "exhausted"  # the pass-auth token has had all its attempts
+    PASS_AUTH_SPENT = "pass_auth_spent"  # the token already opened a session
+    CODE_REFUSED = "code_refused"  # wrong, a replayed step, or a used or unknown recovery code
 
 
-class _Refused(Exception):
-    """Rolls back the transaction of open_session."""
-
-    def __init__(self, outcome: Opened) -> None:
-        self.outcome = outcome
+class _RollBack(Exception):
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
 
 
 # The compare-and-set that makes each TOTP step usable once per account.
@@ -135,68 +138,61 @@ class SecondFactorStore:
             connection.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
             self._insert_codes(connection, user_id, code_hashes, key_id)
 
-    def unused_recovery_codes(self, user_id: int) -> int:
-        with self._database.reading() as connection:
-            rows = connection.execute(
-                select(recovery_codes.c.id).where(
-                    recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
-                )
-            ).all()
-            return len(rows)
-
     # -- pass-auth attempts -----------------------------------------------------------------
 
-    def count_attempt(
-        self, token_id: str, username: str, max_attempts: int, expires_at: datetime
-    ) -> tuple[Attempt, UserRecord | None]:
-        """Count one attempt with a pass-auth token, before its code is checked; with the account."""
-        with self._database.writing() as connection:
-            row = connection.execute(_SELECT_ACTIVE_USER, {"username": username}).first()
-            if row is None:
-                return Attempt.NO_ACCOUNT, None
-            user = user_record(row)
-            counted = connection.execute(
-                self._count_attempt,
-                {
-                    "token_id": token_id,
-                    "user_id": user.id,
-                    "attempts": 1,
-                    "expires_at": expires_at,
-                    "max_attempts": max_attempts,
-                },
-            ).first()
-            if counted is not None:
-                return Attempt.ALLOWED, user
-            spent_at = connection.execute(
-                select(pass_auth_uses.c.spent_at).where(pass_auth_uses.c.token_id == token_id)
-            ).scalar_one()
-            return (Attempt.EXHAUSTED if spent_at is None else Attempt.SPENT), user
-
-    def open_session(
+    def second_factor_login(
         self,
-        user_id: int,
         token_id: str,
+        username: str,
+        max_attempts: int,
+        token_expires_at: datetime,
         now: datetime,
-        step: int | None,
-        recovery_candidates: dict[str, bytes] | None,
-        new_session: NewSession,
-    ) -> Opened:
-        """In one transaction: spend the pass-auth token, spend the TOTP step (or the recovery
-        code), and create the session. Any refusal rolls all of it back."""
+        prove: Callable[[UserRecord], CodeProof | None],
+        session_for: Callable[[UserRecord], NewSession],
+    ) -> Verdict:
+        """The login's second step, in one transaction.
+
+        The attempt is counted before `prove` checks the code, so concurrent guesses stay within
+        `max_attempts`. A refused code keeps its counted attempt; a success spends the step (or
+        the recovery code) and the pass-auth token and creates the session, all or nothing.
+        """
         try:
             with self._database.writing() as connection:
+                row = connection.execute(_SELECT_ACTIVE_USER, {"username": username}).first()
+                if row is None:
+                    return Verdict.NO_ACCOUNT
+                user = user_record(row)
+                counted = connection.execute(
+                    self._count_attempt,
+                    {
+                        "token_id": token_id,
+                        "user_id": user.id,
+                        "attempts": 1,
+                        "expires_at": token_expires_at,
+                        "max_attempts": max_attempts,
+                    },
+                ).first()
+                if counted is None:
+                    spent_at = connection.execute(
+                        select(pass_auth_uses.c.spent_at).where(pass_auth_uses.c.token_id == token_id)
+                    ).scalar_one()
+                    return Verdict.EXHAUSTED if spent_at is None else Verdict.PASS_AUTH_SPENT
+                proof = prove(user)
+                if proof is None or not self._spend_proof(connection, user.id, proof, now):
+                    return Verdict.CODE_REFUSED
                 if connection.execute(_SPEND_PASS_AUTH, {"b_token_id": token_id, "now": now}).rowcount != 1:
-                    raise _Refused(Opened.PASS_AUTH_SPENT)
-                if step is not None:
-                    accepted = connection.execute(_CLAIM_STEP, {"user_id": user_id, "step": step}).rowcount == 1
-                else:
-                    accepted = self._spend_recovery_code(connection, user_id, recovery_candidates or {}, now)
-                if not accepted:
-                    raise _Refused(Opened.CODE_REFUSED)
-                insert_session(connection, new_session)
-        except _Refused as refused:
-            return refused.outcome
-        return Opened.OPENED
+                    # A concurrent request with this token opened a session first: give the
+                    # step or recovery code back.
+                    raise _RollBack(Verdict.PASS_AUTH_SPENT)
+                insert_session(connection, session_for(user))
+                return Verdict.OPENED
+        except _RollBack as rollback:
+            return rollback.verdict
+
+    def _spend_proof(self, connection: Connection, user_id: int, proof: CodeProof, now: datetime) -> bool:
+        if proof.step is not None:
+            return connection.execute(_CLAIM_STEP, {"user_id": user_id, "step": proof.step}).rowcount == 1
+        return self._spend_recovery_code(connection, user_id, proof.recovery_candidates or {}, now)
 
     def purge_attempts(self, now: datetime) -> int:
         with self._database.writing() as connection:

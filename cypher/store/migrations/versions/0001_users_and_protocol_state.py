@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
     )
-    op.create_index("ix_registration_states_expires_at", "registration_states", ["expires_at"])
     op.create_table(
         "login_states",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -45,7 +44,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
     )
-    op.create_index("ix_login_states_expires_at", "login_states", ["expires_at"])
 
 
 def downgrade() -> None:

@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(), nullable=True),
         sa.UniqueConstraint("user_id", "code_hash", name="uq_recovery_codes_user_hash"),
     )
-    op.create_index("ix_recovery_codes_user_id", "recovery_codes", ["user_id"])
     op.create_table(
         "pass_auth_uses",
         sa.Column("token_id", sa.String(64), primary_key=True),
@@ -39,7 +38,6 @@ def upgrade() -> None:
         sa.Column("spent_at", sa.DateTime(), nullable=True),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
     )
-    op.create_index("ix_pass_auth_uses_expires_at", "pass_auth_uses", ["expires_at"])
     op.create_table(
         "sessions",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -52,7 +50,6 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(), nullable=True),
     )
     op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
-    op.create_index("ix_sessions_expires_at", "sessions", ["expires_at"])
     op.create_table(
         "refresh_tokens",
         sa.Column("id", sa.String(64), primary_key=True),
