@@ -31,8 +31,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_sqlite(connection) -> None:  # type: ignore[no-untyped-def]
-            write = connection.get_execution_options().get("cypher_write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            if connection.get_execution_options().get("cypher_write", False):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read is one statement, consistent on its own: SQLite's autocommit serves it
+            # without a BEGIN and a ROLLBACK around it.
 
         return engine
     if url.startswith("postgresql://"):
