@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test bench lint clean help
+.PHONY: install system-deps browser-deps run test bench lint clean help
 
 help:
 	@echo "make run    install everything, then serve on http://$(HOST):$(PORT)"
@@ -18,7 +18,7 @@ help:
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make clean  remove the virtualenv, node_modules and vendored assets (not instance/)"
 
-install: system-deps $(BIN)/.installed $(VENDOR)/opaque.js
+install: system-deps $(BIN)/.installed $(VENDOR)/.vendored
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -32,14 +32,19 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(VENDOR)/opaque.js: node_modules/.package-lock.json
-	mkdir -p $(VENDOR)
-	cp node_modules/@serenity-kit/opaque/esm/index.js $@
+$(VENDOR)/.vendored: node_modules/.package-lock.json scripts/vendor-assets.sh
+	bash scripts/vendor-assets.sh
+	touch $@
 
 run: install
 	$(BIN)/flask --app cypher run --host $(HOST) --port $(PORT)
 
-test: install
+# The browser tests need Debian's chromium: installed here when missing and root, else skipped
+# by the tests with a message saying how to install it.
+browser-deps:
+	@bash scripts/install-system-deps.sh --browser
+
+test: install browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

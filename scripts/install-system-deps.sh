@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what Cypher needs from the system when it is missing, and nothing when it is all there:
-# Python's venv module, Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x).
+# Python's venv module, Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x);
+# with --browser, Debian's chromium for the end-to-end tests.
 #
 # Debian 13 and recent Ubuntu releases ship libopaque0 in their own archive. Debian 12 does not:
 # there we add the Debian 13 suite of the archive the machine already uses (read from its apt
@@ -18,6 +19,17 @@ apt_install() {
     [ "$apt_updated" = yes ] || { apt-get update -qq; apt_updated=yes; }
     apt-get install -y -qq "$@"
 }
+
+if [ "${1:-}" = "--browser" ]; then
+    # Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium).
+    command -v chromium >/dev/null 2>&1 && exit 0
+    if is_root; then
+        apt_install chromium
+    else
+        echo "chromium is missing: the browser tests will be skipped (as root: apt-get install chromium)." >&2
+    fi
+    exit 0
+fi
 
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
