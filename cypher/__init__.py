@@ -37,9 +37,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_NAME] = build_services(app.config, keyring, store, clock)
 
     register_error_handlers(app)
-    from cypher.blueprints import account, gateway, opaque, sessions, totp
+    from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
 
-    for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp):
+    for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty.

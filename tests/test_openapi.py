@@ -52,7 +52,7 @@ def documented_operations(spec: dict[str, Any]) -> set[Operation]:
 def routed_operations(app: Flask) -> set[Operation]:
     operations: set[Operation] = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("pages."):  # HTML, not the API
             continue
         path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
         operations |= {(path, method.lower()) for method in rule.methods or () if method not in IGNORED_FLASK_METHODS}

@@ -1,0 +1,85 @@
+"""The pages a person sees: server-rendered shells whose ES modules speak the JSON API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from cypher.blueprints.authn import ACCESS_COOKIE
+from cypher.services.errors import CypherError
+from cypher.services.sessions import Principal
+from cypher.wiring import services
+
+bp = Blueprint("pages", __name__)
+
+# Served on every HTML page: only our own scripts and styles; WebAssembly for OPAQUE's Argon2;
+# data: images for the TOTP QR code.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+# The original service's page addresses.
+LEGACY_PATHS = {"/api/login": "pages.login", "/api/register": "pages.register", "/api/totp": "pages.register"}
+
+
+def _principal() -> Principal | None:
+    token = request.cookies.get(ACCESS_COOKIE)
+    if not token:
+        return None
+    try:
+        return services().sessions.verify(token)
+    except CypherError:
+        return None
+
+
+@bp.after_app_request
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+@bp.get("/")
+def index() -> str:
+    principal = _principal()
+    if principal is None:
+        return render_template("index.html")
+    return render_template("dashboard.html", username=principal.username)
+
+
+@bp.get("/register")
+def register() -> str:
+    return render_template("register.html")
+
+
+@bp.get("/login")
+def login() -> str:
+    return render_template("login.html", reason=request.args.get("reason", ""))
+
+
+@bp.get("/account")
+def account() -> str:
+    # Rendered even when the access token has lapsed: the page's session manager refreshes it,
+    # or sends the person to /login.
+    principal = _principal()
+    return render_template("account.html", username=principal.username if principal else "")
+
+
+def _legacy_redirect() -> BaseResponse:
+    return redirect(url_for(LEGACY_PATHS[request.path]), code=301)
+
+
+for legacy_path in LEGACY_PATHS:
+    bp.add_url_rule(legacy_path, f"legacy{legacy_path.replace('/', '_')}", _legacy_redirect, methods=["GET"])

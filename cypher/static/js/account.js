@@ -1,0 +1,81 @@
+// The account page: change the password (OPAQUE re-registration), new recovery codes, deletion.
+// Each needs a fresh code from the authenticator.
+import { opaqueConfig } from "./api.js";
+import { normalisePassword, opaqueCall } from "./opaque-client.js";
+import { attachMeter, problemWith } from "./password-strength.js";
+import { announce, authed, endSession, startSessionManager } from "./session.js";
+
+const $ = (id) => document.getElementById(id);
+const configPromise = opaqueConfig();
+
+function result(id, message, ok) {
+  const box = $(id);
+  box.textContent = message;
+  box.classList.remove("d-none", "alert-success", "alert-danger");
+  box.classList.add(ok ? "alert-success" : "alert-danger");
+}
+
+async function changePassword(event) {
+  event.preventDefault();
+  const password = normalisePassword($("new-password").value);
+  const problem = problemWith(password, [$("username").textContent])
+    ?? (password !== normalisePassword($("new-password-confirm").value) ? "The two passwords differ." : null);
+  if (problem) return result("password-result", problem, false);
+  try {
+    const config = await configPromise;
+    const { clientRegistrationState, registrationRequest } = await opaqueCall("startRegistration", { password });
+    const init = await authed("/account/password/init", { body: { registrationRequest } });
+    const { registrationRecord } = await opaqueCall("finishRegistration", {
+      clientRegistrationState,
+      registrationResponse: init.registrationResponse,
+      password,
+      identifiers: { client: init.username, server: init.serverId },
+      keyStretching: config.keyStretching,
+    });
+    const done = await authed("/account/password/finish", {
+      body: { registrationRecord, code: $("password-code").value.trim() },
+    });
+    event.target.reset();
+    const others = done.revokedSessions;
+    result("password-result", `Password changed. ${others} other session${others === 1 ? " was" : "s were"} logged out.`, true);
+  } catch (error) {
+    result("password-result", error.message, false);
+  }
+}
+
+async function newRecoveryCodes(event) {
+  event.preventDefault();
+  try {
+    const { recoveryCodes } = await authed("/account/recovery-codes", { body: { code: $("codes-code").value.trim() } });
+    $("recovery-codes").replaceChildren(...recoveryCodes.map((code) => {
+      const item = document.createElement("li");
+      item.textContent = code;
+      return item;
+    }));
+    $("recovery-codes").classList.remove("d-none");
+    result("codes-result", "New recovery codes: keep them safe, they are shown only now.", true);
+    $("codes-code").value = "";
+  } catch (error) {
+    result("codes-result", error.message, false);
+  }
+}
+
+async function deleteAccount(event) {
+  event.preventDefault();
+  if (!$("delete-confirm").checked) return result("delete-result", "Tick the box to confirm.", false);
+  try {
+    await authed("/account", { method: "DELETE", body: { code: $("delete-code").value.trim() } });
+    new BroadcastChannel("cypher-session").postMessage({ type: "logout" });
+    endSession("account-deleted");
+  } catch (error) {
+    result("delete-result", error.message, false);
+  }
+}
+
+attachMeter($("new-password"), () => [$("username").textContent]);
+$("password-form").addEventListener("submit", changePassword);
+$("codes-form").addEventListener("submit", newRecoveryCodes);
+$("delete-form").addEventListener("submit", deleteAccount);
+const username = await startSessionManager();
+$("username").textContent = username;
+announce(`Account of ${username}.`);
