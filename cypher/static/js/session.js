@@ -31,9 +31,12 @@ function expiresAt() {
   return Number(localStorage.getItem(EXPIRES_AT) || 0);
 }
 
+// Leave for the login page. The returned promise never settles: nothing after it should run
+// while the browser navigates away.
 export function endSession(reason) {
   forget();
   window.location.assign(`/login?reason=${encodeURIComponent(reason)}`);
+  return new Promise(() => {});
 }
 
 // Refresh unless another tab just did (or always, when forced); true when the session lives on.
@@ -56,7 +59,7 @@ function schedule() {
   const delay = Math.max(0, expiresAt() - Date.now() - leadTime());
   timer = setTimeout(async () => {
     if (await refresh()) schedule();
-    else endSession("expired");
+    else await endSession("expired");
   }, delay);
 }
 
@@ -66,7 +69,7 @@ export async function authed(path, options = {}) {
     return await api(path, options);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401 || error.code !== "invalid_token") throw error;
-    if (!(await refresh({ force: true }))) endSession("expired");
+    if (!(await refresh({ force: true }))) return endSession("expired");
     schedule();
     return api(path, options);
   }
@@ -89,11 +92,8 @@ export async function startSessionManager() {
   };
   const navLogout = document.getElementById("nav-logout");
   navLogout?.addEventListener("click", () => logout());
+  if (!hadSession()) return endSession("login-required");  // never logged in from this browser
   const session = await authed("/api/verify-access", { body: {} });
-  if (!hadSession()) {
-    // Logged in elsewhere in this browser before the page knew a lifetime: ask the server.
-    rememberTokens({ expiresIn: Math.max(0, (Date.parse(session.expiresAt) - Date.now()) / 1000) });
-  }
   schedule();
   return session.username;
 }
