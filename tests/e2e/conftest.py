@@ -36,14 +36,24 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 @dataclass
 class Problems:
-    """Console errors and page errors seen by every page of a test."""
+    """Console errors and page errors seen by every page of a test, but those it expected."""
 
     seen: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+
+    def expect_once(self, text: str) -> None:
+        """One console error containing `text` is part of the test (Chromium logs failed requests)."""
+        self.expected.append(text)
 
     def watch(self, page: Page) -> None:
         def on_console(message: ConsoleMessage) -> None:
-            if message.type == "error":
+            if message.type != "error":
+                return
+            match = next((text for text in self.expected if text in message.text), None)
+            if match is None:
                 self.seen.append(f"{page.url}: {message.text}")
+            else:
+                self.expected.remove(match)
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: self.seen.append(f"{page.url}: {error}"))
@@ -104,6 +114,7 @@ def problems() -> Iterator[Problems]:
     problems = Problems()
     yield problems
     assert problems.seen == [], "console errors or CSP violations:\n" + "\n".join(problems.seen)
+    assert problems.expected == [], f"expected console errors that never came: {problems.expected}"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import ACCESS_TTL_SECONDS, Codes, screenshot
+from tests.e2e.conftest import ACCESS_TTL_SECONDS, Codes, Problems, screenshot
 from tests.live_server import LiveServer
 
 PASSWORD = "correct horse battery staple"
@@ -42,17 +42,24 @@ def password_step(page: Page, base: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def log_in(page: Page, base: str, username: str, password: str, code: str) -> None:
+def log_in(
+    page: Page, base: str, username: str, password: str, code: str, *, wrong_code_first: Problems | None = None
+) -> None:
     password_step(page, base, username, password)
     expect(page.get_by_label("Code from your authenticator app")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator('[data-step="send-ke3"]')).to_have_attribute("data-state", "done")
     screenshot(page, "login-totp")
+    if wrong_code_first is not None:
+        wrong_code_first.expect_once("status of 401")
+        page.get_by_label("Code from your authenticator app").fill("000000")
+        expect(page.locator("#totp-error")).to_have_text("Invalid TOTP code")
+        expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
     page.get_by_label("Code from your authenticator app").fill(code)
     expect(page).to_have_url(f"{base}/", timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("username")).to_have_text(username)
 
 
-def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServer) -> None:
+def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServer, problems: Problems) -> None:
     base = server.url
     codes, recovery_codes = register(page, base, "Alice")
 
@@ -63,7 +70,7 @@ def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServ
     expect(page.locator('[data-step="send-ke3"]')).to_have_attribute("data-state", "waiting")
     screenshot(page, "login-wrong-password")
 
-    log_in(page, base, "alice", PASSWORD, codes.next())
+    log_in(page, base, "alice", PASSWORD, codes.next(), wrong_code_first=problems)
     sessions = page.get_by_test_id("sessions").locator("tr")
     expect(sessions).to_have_count(1)
     expect(sessions.first).to_contain_text("This device")
@@ -122,7 +129,20 @@ def test_pages_are_served_with_a_strict_csp(page: Page, server: LiveServer) -> N
         assert response is not None and response.ok
         policy = response.headers["content-security-policy"]
         assert "script-src 'self' 'wasm-unsafe-eval'" in policy and "unsafe-inline" not in policy
+    # A visitor on /account is sent to log in first.
+    expect(page).to_have_url(re.compile(r"/login\?reason=login-required$"))
+    expect(page.get_by_role("status").first).to_have_text("Please log in first.")
+    page.goto(server.url)
     screenshot(page, "landing")
+
+
+def test_a_phone_sized_screen(page: Page, server: LiveServer) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path, name in (("/register", "phone-register"), ("/login", "phone-login")):
+        page.goto(f"{server.url}{path}")
+        # Nothing wider than the screen: no sideways scrolling.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, name)
 
 
 def test_legacy_paths_redirect(page: Page, server: LiveServer) -> None:
