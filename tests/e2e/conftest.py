@@ -89,7 +89,13 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def e2e_app(tmp_path: Path) -> Iterator[Flask]:
+def e2e_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings a test changes, with @pytest.mark.parametrize("e2e_overrides", [...], indirect=True)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def e2e_app(tmp_path: Path, e2e_overrides: dict[str, object]) -> Iterator[Flask]:
     app = create_app(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'cypher.db'}",
@@ -97,6 +103,7 @@ def e2e_app(tmp_path: Path) -> Iterator[Flask]:
             "SERVER_ID": "localhost",
             "COOKIE_SECURE": False,
             "ACCESS_TTL": ACCESS_TTL_SECONDS,
+            **e2e_overrides,
         }
     )
     yield app

@@ -1,5 +1,11 @@
 // The live protocol visualisation: each step turns active, then done (with its time) or failed.
 
+// Screen readers hear each step through the page's polite live region.
+function announce(text) {
+  const status = document.getElementById("status");
+  if (status) status.textContent = text;
+}
+
 const ICONS = { waiting: "bi-circle", active: "bi-arrow-repeat", done: "bi-check-circle-fill", failed: "bi-x-circle-fill" };
 
 export class Steps {
@@ -32,6 +38,7 @@ export class Steps {
   start(id) {
     this.startedAt.set(id, performance.now());
     this.set(id, "active", { time: "" });
+    announce(`${this.item(id).querySelector(".step-title").textContent}…`);
   }
 
   done(id) {
@@ -41,6 +48,7 @@ export class Steps {
 
   fail(id, message) {
     this.set(id, "failed", { message });
+    announce(`${this.item(id).querySelector(".step-title").textContent} failed: ${message}`);
   }
 
   // Run one step's work: active while it runs, then done or failed where it failed.
