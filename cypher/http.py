@@ -69,6 +69,8 @@ def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
         raise InvalidRequest(f"{name} is required and must be a string.")
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is too long.")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text; no field of ours can hold one
+        raise InvalidRequest(f"{name} holds a NUL character.")
     return value
 
 

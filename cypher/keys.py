@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
 import stat
@@ -24,6 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import pysodium
+
+log = logging.getLogger(__name__)
 
 FILE_VERSION = 1
 KEY_ID_BYTES = 8
@@ -181,6 +184,8 @@ def load_or_create_keyring(path: Path) -> KeyRing:
         write_keyring_file(path, generate_keyring(), replace=False)
     try:
         raw = path.read_bytes()
+        if permissions_too_open(path):
+            log.warning("the keys file %s can be read by others than its owner: chmod 600 it", path)
     except OSError as error:
         raise KeyFileError(f"cannot read the keys file {path}: {error.strerror}") from None
     return parse_keyring(raw, str(path))

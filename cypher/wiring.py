@@ -78,7 +78,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         config["TOTP_ISSUER"],
         pending_ttl,
     )
-    accounts = AccountService(store, opaque, totp, sessions)
+    accounts = AccountService(store, opaque, totp)
     maintenance = MaintenanceService(store, clock, pending_ttl)
     return Services(
         store=store,

@@ -20,7 +20,7 @@ from cypher.store.models import RecoveryCode, RefreshToken, RegistrationState, U
 from cypher.wiring import Services
 from tests.auth_actions import ORIGIN, AuthActions, Enrolled
 from tests.conftest import SERVER_ID
-from tests.opaque_client import RegistrationStart, b64, finish_registration, start_registration, unb64
+from tests.opaque_client import RegistrationStart, b64, finish_login, finish_registration, start_registration, unb64
 from tests.test_opaque_api import _error
 
 NEW_PASSWORD = "purple monkey dishwasher"
@@ -321,3 +321,47 @@ def test_cookie_authenticated_actions_need_our_origin(
     renewed = client.post("/account/recovery-codes", json={"code": actions.code(user.secret)}, headers=own)
     assert renewed.status_code == 200, renewed.get_json()
     assert opaque_record(services) != before[0] and recovery_hashes(services) != before[1]
+
+
+def test_a_password_change_ends_what_the_old_password_started(
+    actions: AuthActions, client: FlaskClient, user: Enrolled
+) -> None:
+    """Pass-auth tokens and logins in flight from before the change die with the old password."""
+    mine = actions.session(user)
+    old_pass_auth = actions.pass_auth(user)
+    start_old, old_login = actions.opaque.login_init(user.username, user.password)
+    assert old_login.status_code == 200
+    start, init = password_init(client, NEW_PASSWORD, bearer(mine))
+    changed = password_finish(client, record_for(start, init), actions.code(user.secret), bearer(mine))
+    assert changed.status_code == 200, changed.get_json()
+
+    late = client.post("/totp/verify-login", json={"passAuthToken": old_pass_auth, "code": actions.code(user.secret)})
+    _error(late, 401, "pass_auth_expired")
+    body = old_login.get_json()
+    ke3 = finish_login(start_old, unb64(body["loginResponse"]), body["username"], body["serverId"])
+    assert ke3 is not None  # the old password still fitted the response it got before the change
+    finished = client.post("/login/finish", json={"loginId": body["loginId"], "finishLoginRequest": b64(ke3)})
+    _error(finished, 410, "login_expired")
+
+
+def test_wrong_codes_on_account_actions_lock_the_account(
+    actions: AuthActions, client: FlaskClient, user: Enrolled, clock: ManualClock, services: Services
+) -> None:
+    tokens = actions.session(user)
+    for _ in range(10):
+        response = client.post(
+            "/account/recovery-codes", json={"code": wrong_code(user, clock)}, headers=bearer(tokens)
+        )
+        _error(response, 401, "invalid_totp")
+    before = recovery_hashes(services)
+    locked = client.post("/account/recovery-codes", json={"code": actions.code(user.secret)}, headers=bearer(tokens))
+    _error(locked, 429, "too_many_attempts")
+    assert recovery_hashes(services) == before
+    clock.advance(15 * 60)
+    tokens = actions.session(user)  # the old access token has expired meanwhile
+    assert (
+        client.post(
+            "/account/recovery-codes", json={"code": actions.code(user.secret)}, headers=bearer(tokens)
+        ).status_code
+        == 200
+    )

@@ -87,3 +87,20 @@ def test_healthz_is_503_without_a_database(tmp_path: Path) -> None:
         }
     )
     _error(app.test_client().get("/healthz"), 503, "database_unavailable")
+
+
+def test_a_nul_character_is_a_400_not_a_database_error(client: FlaskClient) -> None:
+    body = {"loginId": "a\u0000b", "finishLoginRequest": "A" * 86}
+    _error(client.post("/login/finish", json=body), 400, "invalid_request")
+    _error(
+        client.post("/login/init", json={"username": "al\u0000ce", "startLoginRequest": "A" * 128}),
+        400,
+        "invalid_request",
+    )
+
+
+def test_a_malformed_session_id_is_not_found(client: FlaskClient, actions, user) -> None:  # type: ignore[no-untyped-def]
+    tokens = actions.session(user)
+    for bad in ("a%00b", "x" * 65, "a.b"):
+        response = client.delete(f"/api/sessions/{bad}", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
+        _error(response, 404, "not_found")

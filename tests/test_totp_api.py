@@ -285,3 +285,43 @@ def test_verify_login_needs_exactly_one_code(
         400,
         "invalid_request",
     )
+
+
+def test_wrong_codes_lock_the_account_whatever_the_token(
+    client: FlaskClient, actions: AuthActions, user: Enrolled, clock: ManualClock
+) -> None:
+    """Ten wrong codes in a row, spread over fresh pass-auth tokens, rest the second factor."""
+    for _ in range(2):
+        token = actions.pass_auth(user)
+        for _ in range(5):
+            wrong = client.post("/totp/verify-login", json={"passAuthToken": token, "code": "000000"})
+            _error(wrong, 401, "invalid_totp")
+    locked = client.post(
+        "/totp/verify-login", json={"passAuthToken": actions.pass_auth(user), "code": actions.code(user.secret)}
+    )
+    _error(locked, 429, "too_many_attempts")
+    assert "15 minutes" in locked.get_json()["error"]
+    recovery = client.post(
+        "/totp/verify-login", json={"passAuthToken": actions.pass_auth(user), "recoveryCode": user.recovery_codes[0]}
+    )
+    _error(recovery, 429, "too_many_attempts")
+    clock.advance(15 * 60)
+    assert actions.login(user).status_code == 200
+    # A success clears the count: nine wrong codes later the account is still open.
+    for _ in range(9):
+        _error(actions.login(user, code="000000"), 401, "invalid_totp")
+    assert actions.login(user).status_code == 200
+
+
+def test_an_enrolment_checks_the_secret_it_verified(
+    client: FlaskClient, auth: OpaqueActions, actions: AuthActions, services: Services
+) -> None:
+    bearer = _registered(auth)
+    assert client.post("/totp/setup", json={}, headers=bearer).status_code == 200
+    user = services.store.accounts.find_user("bob")
+    assert user is not None and user.totp_secret is not None
+    client.post("/totp/setup", json={}, headers=bearer)  # replaced meanwhile, as by a second tab
+    step = int(actions.clock().timestamp()) // 30
+    activated = services.store.second_factor.activate(user.id, user.totp_secret, step, [], "kid", actions.clock())
+    assert activated is False
+    assert services.store.accounts.find_user("bob").status == "pending"  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import Blueprint, Response, jsonify
@@ -15,10 +16,11 @@ from cypher.blueprints.authn import (
     token_from,
 )
 from cypher.http import optional_json_body
-from cypher.services.errors import CypherError, InvalidToken
+from cypher.services.errors import CypherError, InvalidToken, NotFound
 from cypher.wiring import services
 
 bp = Blueprint("sessions", __name__, url_prefix="/api")
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _timestamp(moment: datetime) -> str:
@@ -91,6 +93,8 @@ def list_sessions() -> Response:
 @bp.delete("/sessions/<session_id>")
 def revoke_session(session_id: str) -> Response:
     principal = current_principal()
+    if not SESSION_ID.fullmatch(session_id):
+        raise NotFound("No such session.")  # no such id was ever issued
     services().sessions.revoke(principal, session_id)
     response = ended_session_response(None) if session_id == principal.session_id else Response()
     response.status_code = 204

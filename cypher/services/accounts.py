@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from cypher.services.errors import InvalidToken
 from cypher.services.opaque import OpaqueService, RegistrationStarted
-from cypher.services.sessions import Principal, SessionService
+from cypher.services.sessions import Principal
 from cypher.services.totp import TotpService
 from cypher.store import Store, UserRecord
 
 
 class AccountService:
-    def __init__(self, store: Store, opaque: OpaqueService, totp: TotpService, sessions: SessionService) -> None:
+    def __init__(self, store: Store, opaque: OpaqueService, totp: TotpService) -> None:
         self._store = store
         self._opaque = opaque
         self._totp = totp
-        self._sessions = sessions
 
     def start_password_change(self, principal: Principal, registration_request: bytes) -> RegistrationStarted:
         return self._opaque.start_password_change(principal.username, registration_request)
@@ -25,8 +24,7 @@ class AccountService:
         # A malformed record is refused before the code is spent on it.
         self._opaque.check_registration_record(registration_record)
         user = self._confirmed(principal, code)
-        self._opaque.finish_password_change(user.id, user.username, registration_record)
-        return self._sessions.revoke_others(principal)
+        return self._opaque.finish_password_change(user.id, user.username, registration_record, principal.session_id)
 
     def regenerate_recovery_codes(self, principal: Principal, code: str) -> list[str]:
         return self._totp.regenerate_recovery_codes(self._confirmed(principal, code))

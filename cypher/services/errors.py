@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class CypherError(Exception):
-    code: str = "bad_request"
+    code: str = "invalid_request"
     message: str = "The request could not be processed."
 
     def __init__(self, message: str | None = None) -> None:

@@ -150,13 +150,17 @@ class OpaqueService:
     def check_registration_record(self, registration_record: bytes) -> None:
         _protocol_call(self._protocol.check_registration_record, registration_record)
 
-    def finish_password_change(self, user_id: int, username: str, registration_record: bytes) -> None:
+    def finish_password_change(
+        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str
+    ) -> int:
+        """Store the new record; every session but `keep_session_id` ends. Returns how many did."""
         self.check_registration_record(registration_record)
-        changed = self._store.accounts.finish_password_change(
-            user_id, username, self._clock(), self._record_sealer(username, registration_record)
+        revoked = self._store.accounts.finish_password_change(
+            user_id, username, self._clock(), self._record_sealer(username, registration_record), keep_session_id
         )
-        if not changed:
+        if revoked is None:
             raise RegistrationExpired("The password change has expired; start again.")
+        return revoked
 
     def _record_sealer(self, username: str, registration_record: bytes) -> Callable[[SealedValue], SealedValue]:
         """Turn the kept, sealed server secret into the sealed user record (inside the store's transaction)."""

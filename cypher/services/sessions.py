@@ -131,9 +131,6 @@ class SessionService:
     def logout_all(self, principal: Principal) -> int:
         return self._store.sessions.revoke_all(principal.user_id, self._clock())
 
-    def revoke_others(self, principal: Principal) -> int:
-        return self._store.sessions.revoke_all(principal.user_id, self._clock(), keep_session_id=principal.session_id)
-
     def _mint_pair(self, username: str, session_id: str, session_ends_at: datetime) -> SessionTokens:
         return SessionTokens(
             session_id=session_id,

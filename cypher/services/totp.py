@@ -25,13 +25,16 @@ from cypher.services.sealing import Sealer
 from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
 from cypher.services.users import STATUS_PENDING
-from cypher.store import CodeProof, NewSession, Store, UserRecord, Verdict
+from cypher.store import CodeProof, Lockout, NewSession, Store, UserRecord, Verdict
 
 TOTP_DIGITS = 6
 TOTP_PERIOD_SECONDS = 30
 DRIFT_STEPS = 1
 SECRET_BYTES = 20  # 160 bits, as RFC 4226 recommends
 MAX_ATTEMPTS_PER_PASS_AUTH = 5
+# Wrong codes in a row per account, whatever token or session they came with; then it rests.
+LOCKOUT = Lockout(max_failures=10, duration=timedelta(minutes=15))
+ACCOUNT_LOCKED_MESSAGE = "Too many wrong codes for this account. Try again in 15 minutes."
 RECOVERY_CODE_COUNT = 10
 # Crockford-like: no 0/O, 1/I/L, so a code read aloud or copied by hand survives.
 RECOVERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -144,13 +147,18 @@ class TotpService:
 
     def verify_setup(self, enrollment_token: str, code: str) -> Activated:
         user = self._enrolling_user(enrollment_token)
+        if user.totp_secret is None:
+            raise InvalidTotp("Set up TOTP first.")
         step = matching_step(self._secret(user), code, self._clock())
         if step is None:
             raise InvalidTotp()
         codes = self._recovery.generate()
         hashes = [self._recovery.hash(code) for code in codes]
-        if not self._store.second_factor.activate(user.id, step, hashes, self._recovery.current_key_id, self._clock()):
-            raise InvalidTotp()  # the step was used already, or another request activated first
+        activated = self._store.second_factor.activate(
+            user.id, user.totp_secret, step, hashes, self._recovery.current_key_id, self._clock()
+        )
+        if not activated:
+            raise InvalidTotp()  # the step was used, the secret replaced, or another request was first
         return Activated(user.username, codes)
 
     def _enrolling_user(self, enrollment_token: str) -> UserRecord:
@@ -188,12 +196,22 @@ class TotpService:
             return row
 
         verdict = self._store.second_factor.second_factor_login(
-            claims.token_id, claims.subject, MAX_ATTEMPTS_PER_PASS_AUTH, claims.expires_at, now, prove, session_for
+            claims.token_id,
+            claims.subject,
+            claims.issued_at,
+            MAX_ATTEMPTS_PER_PASS_AUTH,
+            claims.expires_at,
+            now,
+            LOCKOUT,
+            prove,
+            session_for,
         )
         if verdict is Verdict.OPENED:
             return opened[0]
         if verdict is Verdict.EXHAUSTED:
             raise TooManyAttempts()
+        if verdict is Verdict.LOCKED:
+            raise TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
         if verdict is Verdict.CODE_REFUSED:
             raise InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
         raise PassAuthExpired()  # no active account, or the token already opened a session
@@ -209,9 +227,13 @@ class TotpService:
     # -- account actions ----------------------------------------------------------------------
 
     def check_code(self, user: UserRecord, code: str) -> None:
-        """Accept a fresh code of an active account, once; InvalidTotp otherwise."""
-        step = matching_step(self._secret(user), code, self._clock())
-        if step is None or not self._store.second_factor.claim_step(user.id, step):
+        """Accept a fresh code of an active account, once; InvalidTotp or TooManyAttempts otherwise."""
+        now = self._clock()
+        step = matching_step(self._secret(user), code, now)
+        verdict = self._store.second_factor.confirm_action(user.id, step, now, LOCKOUT)
+        if verdict is Verdict.LOCKED:
+            raise TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
+        if verdict is not Verdict.ACCEPTED:
             raise InvalidTotp()
 
     def regenerate_recovery_codes(self, user: UserRecord) -> list[str]:

@@ -14,11 +14,12 @@ from sqlalchemy import Engine
 from cypher.store.accounts import AccountStore, LoginStateRecord, StoreConflict
 from cypher.store.database import Database
 from cypher.store.records import UserRecord
-from cypher.store.second_factor import CodeProof, SecondFactorStore, Verdict
+from cypher.store.second_factor import CodeProof, Lockout, SecondFactorStore, Verdict
 from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionStore
 
 __all__ = [
     "CodeProof",
+    "Lockout",
     "LoginStateRecord",
     "NewSession",
     "Rotation",

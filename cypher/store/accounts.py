@@ -15,6 +15,7 @@ from cypher.services.users import STATUS_PENDING
 from cypher.store.database import Database
 from cypher.store.models import LoginState, RegistrationState
 from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
+from cypher.store.sessions import revoke_sessions
 
 registration_states = cast(Table, RegistrationState.__table__)
 login_states = cast(Table, LoginState.__table__)
@@ -222,20 +223,36 @@ class AccountStore:
             _open_state(connection, username, PASSWORD_CHANGE, server_secret, now, ttl)
 
     def finish_password_change(
-        self, user_id: int, username: str, now: datetime, seal_record: Callable[[SealedValue], SealedValue]
-    ) -> bool:
-        """Spend the open password change and store the new record; False when none is open."""
+        self,
+        user_id: int,
+        username: str,
+        now: datetime,
+        seal_record: Callable[[SealedValue], SealedValue],
+        keep_session_id: str,
+    ) -> int | None:
+        """Store the new record and end everything the old password opened, in one transaction:
+        every other session, every login in flight (pass-auth tokens issued before now are
+        refused through password_changed_at). Returns how many sessions were revoked, or None
+        when no password change is open."""
         with self._database.writing() as connection:
             state = _take_state(connection, username, PASSWORD_CHANGE)
             if state is None or state.expires_at <= now:
-                return False
+                return None
             sealed = seal_record(SealedValue(state.server_secret_key_id, state.server_secret))
             result = connection.execute(
                 update(users)
                 .where(users.c.id == user_id, users.c.username == username)
-                .values(opaque_record=sealed.ciphertext, opaque_record_key_id=sealed.key_id, updated_at=now)
+                .values(
+                    opaque_record=sealed.ciphertext,
+                    opaque_record_key_id=sealed.key_id,
+                    password_changed_at=now,
+                    updated_at=now,
+                )
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return None
+            connection.execute(delete(login_states).where(login_states.c.user_id == user_id))
+            return revoke_sessions(connection, user_id, now, keep_session_id)
 
     # -- removal ----------------------------------------------------------------------------
 

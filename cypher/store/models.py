@@ -50,6 +50,12 @@ class User(Base):
     totp_secret_key_id: Mapped[str | None] = mapped_column(String(KEY_ID_LENGTH), nullable=True)
     # The last 30-second step whose code was accepted: a code is good once.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Wrong second-factor codes in a row, across tokens and sessions; at the limit the account's
+    # second factor is locked until totp_locked_until.
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    totp_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Pass-auth tokens issued before the last password change are refused.
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

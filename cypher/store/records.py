@@ -22,6 +22,9 @@ USER_COLUMNS = (
     users.c.totp_secret,
     users.c.totp_secret_key_id,
     users.c.totp_last_step,
+    users.c.totp_failures,
+    users.c.totp_locked_until,
+    users.c.password_changed_at,
     users.c.created_at,
 )
 
@@ -34,6 +37,9 @@ class UserRecord:
     opaque_record: SealedValue
     totp_secret: SealedValue | None
     totp_last_step: int | None
+    totp_failures: int
+    totp_locked_until: datetime | None
+    password_changed_at: datetime | None
     created_at: datetime
 
 
@@ -46,5 +52,8 @@ def user_record(row: Row) -> UserRecord:  # type: ignore[type-arg]
         opaque_record=SealedValue(row.opaque_record_key_id, row.opaque_record),
         totp_secret=None if row.totp_secret is None else SealedValue(row.totp_secret_key_id, row.totp_secret),
         totp_last_step=row.totp_last_step,
+        totp_failures=row.totp_failures,
+        totp_locked_until=row.totp_locked_until,
+        password_changed_at=row.password_changed_at,
         created_at=row.created_at,
     )

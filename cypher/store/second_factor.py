@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, delete, insert, or_, select, update
 
 from cypher.services.sealing import SealedValue
 from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
@@ -29,12 +29,31 @@ class CodeProof:
     recovery_candidates: dict[str, bytes] | None = None  # the code's hash under each key id
 
 
+@dataclass(frozen=True)
+class Lockout:
+    """After max_failures wrong codes in a row the account's second factor rests for `duration`."""
+
+    max_failures: int
+    duration: timedelta
+
+
 class Verdict(Enum):
     OPENED = "opened"
-    NO_ACCOUNT = "no_account"  # the account is gone or not active
+    ACCEPTED = "accepted"  # a code confirmed an account action
+    LOCKED = "locked"  # too many wrong codes for this account: it rests until totp_locked_until
+    NO_ACCOUNT = "no_account"  # the account is gone, not active, or newer than the token
     EXHAUSTED = "exhausted"  # the pass-auth token has had all its attempts
     PASS_AUTH_SPENT = "pass_auth_spent"  # the token already opened a session
     CODE_REFUSED = "code_refused"  # wrong, a replayed step, or a used or unknown recovery code
+
+
+def _newer_than(moment: datetime, token_issued_at: datetime) -> bool:
+    """Whether `moment` comes after a token's issue time (which has whole seconds)."""
+    return moment.replace(microsecond=0) > token_issued_at
+
+
+def _locked(user: UserRecord, now: datetime) -> bool:
+    return user.totp_locked_until is not None and user.totp_locked_until > now
 
 
 class _RollBack(Exception):
@@ -48,6 +67,23 @@ _CLAIM_STEP = (
     update(users)
     .where(users.c.id == bindparam("user_id"), users.c.status == STATUS_ACTIVE, _STEP_IS_NEW)
     .values(totp_last_step=bindparam("step"))
+)
+_RECORD_FAILURE = (
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(
+        totp_failures=users.c.totp_failures + 1,
+        totp_locked_until=case(
+            (users.c.totp_failures + 1 >= bindparam("max_failures"), bindparam("locked_until")),
+            else_=users.c.totp_locked_until,
+        ),
+    )
+)
+_RESET_FAILURES = (
+    update(users).where(users.c.id == bindparam("user_id")).values(totp_failures=0, totp_locked_until=None)
+)
+_SELECT_ACTIVE_USER_BY_ID = select(*USER_COLUMNS).where(
+    users.c.id == bindparam("user_id"), users.c.status == STATUS_ACTIVE
 )
 _SELECT_ACTIVE_USER = select(*USER_COLUMNS).where(
     users.c.username == bindparam("username"), users.c.status == STATUS_ACTIVE
@@ -85,12 +121,26 @@ class SecondFactorStore:
             )
             return result.rowcount == 1
 
-    def activate(self, user_id: int, step: int, code_hashes: list[bytes], key_id: str, now: datetime) -> bool:
-        """Make a pending account active with its first accepted step and its recovery codes."""
+    def activate(
+        self,
+        user_id: int,
+        verified_secret: SealedValue,
+        step: int,
+        code_hashes: list[bytes],
+        key_id: str,
+        now: datetime,
+    ) -> bool:
+        """Make a pending account active with its first accepted step and its recovery codes,
+        provided the secret the code was checked against is still the stored one."""
         with self._database.writing() as connection:
             result = connection.execute(
                 update(users)
-                .where(users.c.id == user_id, users.c.status == STATUS_PENDING, _STEP_IS_NEW)
+                .where(
+                    users.c.id == user_id,
+                    users.c.status == STATUS_PENDING,
+                    users.c.totp_secret == verified_secret.ciphertext,
+                    _STEP_IS_NEW,
+                )
                 .values(status=STATUS_ACTIVE, totp_last_step=step, updated_at=now),
                 {"step": step},
             )
@@ -99,10 +149,17 @@ class SecondFactorStore:
             self._insert_codes(connection, user_id, code_hashes, key_id)
             return True
 
-    def claim_step(self, user_id: int, step: int) -> bool:
-        """Record `step` as used; False when it, or a later one, was used before (a replay)."""
+    def confirm_action(self, user_id: int, step: int | None, now: datetime, lockout: Lockout) -> Verdict:
+        """Spend a TOTP step to confirm an account action, counting wrong codes toward the lockout."""
         with self._database.writing() as connection:
-            return connection.execute(_CLAIM_STEP, {"user_id": user_id, "step": step}).rowcount == 1
+            row = connection.execute(_SELECT_ACTIVE_USER_BY_ID, {"user_id": user_id}).first()
+            if row is None:
+                return Verdict.NO_ACCOUNT
+            user = user_record(row)
+            if _locked(user, now):
+                return Verdict.LOCKED
+            proof = None if step is None else CodeProof(step=step)
+            return self._settle(connection, user, proof, now, lockout)
 
     # -- recovery codes ---------------------------------------------------------------------
 
@@ -144,24 +201,29 @@ class SecondFactorStore:
         self,
         token_id: str,
         username: str,
+        token_issued_at: datetime,
         max_attempts: int,
         token_expires_at: datetime,
         now: datetime,
+        lockout: Lockout,
         prove: Callable[[UserRecord], CodeProof | None],
         session_for: Callable[[UserRecord], NewSession],
     ) -> Verdict:
         """The login's second step, in one transaction.
 
         The attempt is counted before `prove` checks the code, so concurrent guesses stay within
-        `max_attempts`. A refused code keeps its counted attempt; a success spends the step (or
-        the recovery code) and the pass-auth token and creates the session, all or nothing.
+        `max_attempts` per token; wrong codes also count toward the account's lockout, whatever
+        token they came with. A success spends the step (or the recovery code) and the pass-auth
+        token and creates the session, all or nothing.
         """
         try:
             with self._database.writing() as connection:
                 row = connection.execute(_SELECT_ACTIVE_USER, {"username": username}).first()
-                if row is None:
+                if row is None or _newer_than(row.created_at, token_issued_at):
                     return Verdict.NO_ACCOUNT
                 user = user_record(row)
+                if user.password_changed_at and _newer_than(user.password_changed_at, token_issued_at):
+                    return Verdict.PASS_AUTH_SPENT  # the password it proved is no longer the password
                 counted = connection.execute(
                     self._count_attempt,
                     {
@@ -177,9 +239,11 @@ class SecondFactorStore:
                         select(pass_auth_uses.c.spent_at).where(pass_auth_uses.c.token_id == token_id)
                     ).scalar_one()
                     return Verdict.EXHAUSTED if spent_at is None else Verdict.PASS_AUTH_SPENT
-                proof = prove(user)
-                if proof is None or not self._spend_proof(connection, user.id, proof, now):
-                    return Verdict.CODE_REFUSED
+                if _locked(user, now):
+                    return Verdict.LOCKED
+                verdict = self._settle(connection, user, prove(user), now, lockout)
+                if verdict is not Verdict.ACCEPTED:
+                    return verdict
                 if connection.execute(_SPEND_PASS_AUTH, {"b_token_id": token_id, "now": now}).rowcount != 1:
                     # A concurrent request with this token opened a session first: give the
                     # step or recovery code back.
@@ -188,6 +252,20 @@ class SecondFactorStore:
                 return Verdict.OPENED
         except _RollBack as rollback:
             return rollback.verdict
+
+    def _settle(
+        self, connection: Connection, user: UserRecord, proof: CodeProof | None, now: datetime, lockout: Lockout
+    ) -> Verdict:
+        """Spend the proof, or count a wrong code toward the lockout (which a success clears)."""
+        if proof is None or not self._spend_proof(connection, user.id, proof, now):
+            connection.execute(
+                _RECORD_FAILURE,
+                {"user_id": user.id, "max_failures": lockout.max_failures, "locked_until": now + lockout.duration},
+            )
+            return Verdict.CODE_REFUSED
+        if user.totp_failures or user.totp_locked_until:
+            connection.execute(_RESET_FAILURES, {"user_id": user.id})
+        return Verdict.ACCEPTED
 
     def _spend_proof(self, connection: Connection, user_id: int, proof: CodeProof, now: datetime) -> bool:
         if proof.step is not None:

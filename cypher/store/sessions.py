@@ -80,6 +80,14 @@ _INSERT_REFRESH = insert(refresh_tokens)
 _INSERT_SESSION = insert(sessions)
 
 
+def revoke_sessions(connection: Connection, user_id: int, now: datetime, keep_session_id: str | None = None) -> int:
+    """Revoke the user's live sessions but `keep_session_id`, inside the caller's transaction."""
+    condition = [sessions.c.user_id == user_id, *_LIVE]
+    if keep_session_id is not None:
+        condition.append(sessions.c.id != keep_session_id)
+    return connection.execute(update(sessions).where(*condition).values(revoked_at=now), {"now": now}).rowcount
+
+
 def insert_session(connection: Connection, new: NewSession) -> None:
     """Create the session and its first refresh token, inside the caller's transaction."""
     connection.execute(
@@ -121,10 +129,6 @@ def _session_record(row) -> SessionRecord:  # type: ignore[no-untyped-def]
 class SessionStore:
     def __init__(self, database: Database) -> None:
         self._database = database
-
-    def create(self, new: NewSession) -> None:
-        with self._database.writing() as connection:
-            insert_session(connection, new)
 
     def live_session(self, session_id: str, now: datetime) -> SessionRecord | None:
         """The session if it is neither revoked nor expired."""
@@ -205,13 +209,10 @@ class SessionStore:
             )
             return result.rowcount == 1
 
-    def revoke_all(self, user_id: int, now: datetime, keep_session_id: str | None = None) -> int:
-        """Revoke every live session of the user, but `keep_session_id`; returns how many."""
-        condition = [sessions.c.user_id == user_id, *_LIVE]
-        if keep_session_id is not None:
-            condition.append(sessions.c.id != keep_session_id)
+    def revoke_all(self, user_id: int, now: datetime) -> int:
+        """Revoke every live session of the user; returns how many."""
         with self._database.writing() as connection:
-            return connection.execute(update(sessions).where(*condition).values(revoked_at=now), {"now": now}).rowcount
+            return revoke_sessions(connection, user_id, now)
 
     def purge(self, now: datetime) -> int:
         """Delete expired and revoked sessions (their refresh tokens go with them)."""

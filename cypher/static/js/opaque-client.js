@@ -5,7 +5,6 @@ const pending = new Map();
 let nextId = 0;
 
 worker.onmessage = ({ data }) => {
-  if (data.ready) return;
   const call = pending.get(data.id);
   pending.delete(data.id);
   if (data.error) call.reject(new Error(data.error));

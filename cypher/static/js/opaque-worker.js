@@ -2,7 +2,8 @@
 // The password arrives by postMessage and never leaves the browser.
 import * as opaque from "../vendor/opaque.js";
 
-await opaque.ready;
+// Listen at once: a message that arrived while the WebAssembly was still loading would be lost.
+const loaded = opaque.ready;
 
 const operations = {
   startRegistration: ({ password }) => opaque.client.startRegistration({ password }),
@@ -14,9 +15,9 @@ const operations = {
 
 self.onmessage = async ({ data: { id, operation, params } }) => {
   try {
+    await loaded;
     self.postMessage({ id, result: await operations[operation](params) });
   } catch (error) {
     self.postMessage({ id, error: String(error?.message ?? error) });
   }
 };
-self.postMessage({ ready: true });

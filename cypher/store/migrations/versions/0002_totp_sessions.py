@@ -19,6 +19,9 @@ def upgrade() -> None:
         users.add_column(sa.Column("totp_secret", sa.LargeBinary(), nullable=True))
         users.add_column(sa.Column("totp_secret_key_id", sa.String(32), nullable=True))
         users.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+        users.add_column(sa.Column("totp_failures", sa.Integer(), nullable=False, server_default="0"))
+        users.add_column(sa.Column("totp_locked_until", sa.DateTime(), nullable=True))
+        users.add_column(sa.Column("password_changed_at", sa.DateTime(), nullable=True))
     with op.batch_alter_table("registration_states") as states:
         states.add_column(sa.Column("purpose", sa.String(16), nullable=False, server_default="register"))
     op.create_table(
@@ -69,6 +72,9 @@ def downgrade() -> None:
     with op.batch_alter_table("registration_states") as states:
         states.drop_column("purpose")
     with op.batch_alter_table("users") as users:
+        users.drop_column("password_changed_at")
+        users.drop_column("totp_locked_until")
+        users.drop_column("totp_failures")
         users.drop_column("totp_last_step")
         users.drop_column("totp_secret_key_id")
         users.drop_column("totp_secret")
