@@ -1,11 +1,11 @@
 // The account page: change the password (OPAQUE re-registration), new recovery codes, deletion.
 // Each needs a fresh code from the authenticator.
 import { opaqueConfig } from "./api.js";
+import { $ } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
 import { announce, authed, endSession, startSessionManager } from "./session.js";
 
-const $ = (id) => document.getElementById(id);
 const configPromise = opaqueConfig();
 
 function result(id, message, ok) {

@@ -1,7 +1,7 @@
 // The dashboard: this account's live sessions, with revoke buttons and log out (everywhere).
+import { $ } from "./dom.js";
 import { announce, authed, logout, startSessionManager } from "./session.js";
 
-const $ = (id) => document.getElementById(id);
 
 function cell(text) {
   const td = document.createElement("td");

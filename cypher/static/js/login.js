@@ -1,22 +1,12 @@
 // The login page: OPAQUE (in a worker), then TOTP or a recovery code, each step shown as it happens.
 import { api, ApiError, opaqueConfig } from "./api.js";
+import { $, USERNAME, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { rememberTokens } from "./session.js";
 import { Steps } from "./steps.js";
 
-const USERNAME = /^[A-Za-z0-9._@-]{3,64}$/;
-const $ = (id) => document.getElementById(id);
 const steps = new Steps();
 const configPromise = opaqueConfig();
-
-function show(element, visible) {
-  element.classList.toggle("d-none", !visible);
-}
-
-function showError(id, message) {
-  $(id).textContent = message;
-  show($(id), Boolean(message));
-}
 
 function backToPassword(message) {
   show($("totp-section"), false);
@@ -101,11 +91,7 @@ $("totp-form").addEventListener("submit", (event) => {
   event.preventDefault();
   secondStep({ code: $("totp-code").value.trim() });
 });
-// Six digits are a whole code: send it without waiting for a click.
-$("totp-code").addEventListener("input", () => {
-  $("totp-code").value = $("totp-code").value.replace(/\D/g, "").slice(0, 6);
-  if ($("totp-code").value.length === 6) $("totp-form").requestSubmit();
-});
+submitAtSixDigits($("totp-code"), $("totp-form"));
 $("recovery-form").addEventListener("submit", (event) => {
   event.preventDefault();
   secondStep({ recoveryCode: $("recovery-code").value.trim() });

@@ -1,24 +1,14 @@
 // The registration page: OPAQUE registration (in a worker), then TOTP enrolment and the
 // recovery codes, each step shown as it happens.
 import { api, opaqueConfig } from "./api.js";
+import { $, USERNAME, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
 import { Steps } from "./steps.js";
 
-const USERNAME = /^[A-Za-z0-9._@-]{3,64}$/;
-const $ = (id) => document.getElementById(id);
 const steps = new Steps();
 const configPromise = opaqueConfig();
 let enrollment = null;  // {username, token}: held in memory only, for the TOTP steps
-
-function show(element, visible) {
-  element.classList.toggle("d-none", !visible);
-}
-
-function showError(id, message) {
-  $(id).textContent = message;
-  show($(id), Boolean(message));
-}
 
 async function register(event) {
   event.preventDefault();
@@ -116,7 +106,4 @@ function showRecoveryCodes(username, codes) {
 attachMeter($("password"), () => [$("username").value]);
 $("register-form").addEventListener("submit", register);
 $("totp-form").addEventListener("submit", verifyTotp);
-$("totp-code").addEventListener("input", () => {
-  $("totp-code").value = $("totp-code").value.replace(/\D/g, "").slice(0, 6);
-  if ($("totp-code").value.length === 6) $("totp-form").requestSubmit();
-});
+submitAtSixDigits($("totp-code"), $("totp-form"));

@@ -1,0 +1,23 @@
+// Small helpers the pages share.
+
+export const USERNAME = /^[A-Za-z0-9._@-]{3,64}$/;
+
+export const $ = (id) => document.getElementById(id);
+
+export function show(element, visible) {
+  element.classList.toggle("d-none", !visible);
+}
+
+// Put a message in an alert element, or hide it when the message is empty.
+export function showError(id, message) {
+  $(id).textContent = message;
+  show($(id), Boolean(message));
+}
+
+// A TOTP field keeps digits only and submits its form at six: a whole code needs no click.
+export function submitAtSixDigits(input, form) {
+  input.addEventListener("input", () => {
+    input.value = input.value.replace(/\D/g, "").slice(0, 6);
+    if (input.value.length === 6) form.requestSubmit();
+  });
+}
