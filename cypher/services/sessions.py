@@ -1,4 +1,4 @@
-"""Sessions: start one after the second factor, refresh with rotation, verify, list, revoke."""
+"""Sessions: open one after the second factor, refresh with rotation, verify, list, revoke."""
 
 from __future__ import annotations
 

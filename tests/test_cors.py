@@ -1,0 +1,45 @@
+"""CORS answers only CYPHER_ALLOWED_ORIGINS, with credentials; the Origin check accepts them too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cypher import create_app
+from cypher.services.clock import ManualClock
+from tests.auth_actions import AuthActions
+from tests.test_opaque_api import _error
+
+PARTNER = "https://app.example.com"
+
+
+@pytest.fixture
+def partner_app(app_config: dict[str, object]) -> Iterator[Flask]:
+    app = create_app({**app_config, "ALLOWED_ORIGINS": [PARTNER]})
+    yield app
+    app.extensions["cypher"].store.dispose()
+
+
+def _preflight(client: FlaskClient, origin: str) -> dict[str, str]:
+    response = client.options("/api/logout", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    return dict(response.headers)
+
+
+def test_only_listed_origins_get_cors_with_credentials(partner_app: Flask, client: FlaskClient) -> None:
+    allowed = _preflight(partner_app.test_client(), PARTNER)
+    assert allowed["Access-Control-Allow-Origin"] == PARTNER
+    assert allowed["Access-Control-Allow-Credentials"] == "true"
+    assert "Access-Control-Allow-Origin" not in _preflight(partner_app.test_client(), "https://evil.example")
+    # With no origins configured (the default app), nobody gets CORS at all.
+    assert "Access-Control-Allow-Origin" not in _preflight(client, PARTNER)
+
+
+def test_a_listed_origin_passes_the_origin_check(partner_app: Flask, clock: ManualClock) -> None:
+    client = partner_app.test_client()
+    actions = AuthActions(client, clock)
+    actions.session(actions.enrol("carol", "a long enough passphrase"))
+    _error(client.post("/api/logout", headers={"Origin": "https://evil.example"}), 403, "origin_rejected")
+    assert client.post("/api/logout", headers={"Origin": PARTNER}).status_code == 200
