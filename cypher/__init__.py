@@ -9,10 +9,12 @@ from typing import Any
 
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cypher.config import load_config
 from cypher.http import register_error_handlers
 from cypher.keys import load_or_create_keyring
+from cypher.ratelimit import install_rate_limits
 from cypher.services.clock import system_clock
 from cypher.store import Store
 from cypher.store.migrate import upgrade
@@ -36,11 +38,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     clock = app.config.get("CLOCK", system_clock)
     app.extensions[EXTENSION_NAME] = build_services(app.config, keyring, store, clock)
 
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     register_error_handlers(app)
     from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
 
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
+    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty.
         CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True)

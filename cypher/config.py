@@ -74,6 +74,14 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "COOKIE_SECURE": _boolean(env, "CYPHER_COOKIE_SECURE", mode != "development"),
         "MIGRATE_ON_START": _boolean(env, "CYPHER_MIGRATE_ON_START", True),
         "TOTP_ISSUER": env.get("CYPHER_TOTP_ISSUER") or "Cypher",
+        # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. Their
+        # headers are believed only then: the client address feeds rate limits and session rows.
+        "TRUSTED_PROXIES": _integer(env, "CYPHER_TRUSTED_PROXIES", 0, minimum=0),
+        "RATELIMIT_ENABLED": _boolean(env, "CYPHER_RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE": env.get("CYPHER_RATELIMIT_STORAGE") or "memory://",
+        # Per client address, on each OPAQUE, TOTP, session and account endpoint.
+        "RATELIMIT_AUTH": env.get("CYPHER_RATELIMIT_AUTH") or "30 per minute",
+        "RATELIMIT_KEY_PREFIX": env.get("CYPHER_RATELIMIT_KEY_PREFIX") or "cypher",
         # Origins (scheme://host[:port]) other than Cypher's own that may call it with cookies:
         # CORS answers them, and cookie-authenticated state changes accept their Origin header.
         "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),

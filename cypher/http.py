@@ -119,10 +119,13 @@ def register_error_handlers(app: Flask) -> None:
             405: "method_not_allowed",
             413: "body_too_large",
             415: "unsupported_media_type",
+            429: "rate_limited",
         }.get(status, "http_error")
         message = error.description or error.name
         if status == 413:
             message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        if status == 429:
+            message = "Too many requests from this address. Try again later (see Retry-After)."
         response = error_response(status, code, message)
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)

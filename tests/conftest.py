@@ -71,6 +71,8 @@ def app_config(database_url: str, instance_path: Path, clock: ManualClock) -> di
         "SERVER_ID": SERVER_ID,
         "COOKIE_SECURE": False,
         "CLOCK": clock,
+        # Tests send hundreds of requests from one address; tests/test_ratelimit.py turns it on.
+        "RATELIMIT_ENABLED": False,
     }
 
 
@@ -125,6 +127,8 @@ def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped
 
 
 def pytest_report_header() -> list[str]:
+    redis_url = os.environ.get("CYPHER_TEST_REDIS_URL")
     return [
         f"PostgreSQL tests: {'on, ' + POSTGRES_URL if POSTGRES_URL else 'off (set CYPHER_TEST_DATABASE_URL)'}",
+        f"Redis tests: {'on, ' + redis_url if redis_url else 'off (set CYPHER_TEST_REDIS_URL)'}",
     ]

@@ -103,6 +103,7 @@ def e2e_app(tmp_path: Path, e2e_overrides: dict[str, object]) -> Iterator[Flask]
             "SERVER_ID": "localhost",
             "COOKIE_SECURE": False,
             "ACCESS_TTL": ACCESS_TTL_SECONDS,
+            "RATELIMIT_ENABLED": False,
             **e2e_overrides,
         }
     )
