@@ -11,9 +11,9 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cypher.config import load_config
+from cypher.config import ConfigError, load_config, production_problems
 from cypher.http import register_error_handlers
-from cypher.keys import load_or_create_keyring
+from cypher.keys import load_or_create_keyring, permissions_too_open
 from cypher.ratelimit import install_rate_limits
 from cypher.services.clock import system_clock
 from cypher.store import Store
@@ -31,7 +31,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The instance folder holds the keys and the SQLite database: owner only.
     Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    keyring = load_or_create_keyring(Path(app.config["KEYS_FILE"]))
+    keys_path = Path(app.config["KEYS_FILE"])
+    keyring = load_or_create_keyring(keys_path)
+    if app.config["CYPHER_ENV"] == "production":
+        problems = production_problems(app.config, permissions_too_open(keys_path))
+        if problems:
+            raise ConfigError("Cypher will not start in production: " + "; ".join(problems) + ".")
     store = Store(app.config["DATABASE_URL"])
     if app.config["MIGRATE_ON_START"]:
         upgrade(store.engine)

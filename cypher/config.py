@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+DEFAULT_SERVER_ID = "localhost"
+
 
 class ConfigError(Exception):
     """A setting has a value Cypher cannot use."""
@@ -62,7 +64,7 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "KEYS_FILE": env.get("CYPHER_KEYS_FILE") or str(instance_path / "keys.json"),
         # The OPAQUE server identity; clients bind it into every login, so changing it breaks
         # every stored account. Production must set it to the public host name.
-        "SERVER_ID": env.get("CYPHER_SERVER_ID") or "localhost",
+        "SERVER_ID": env.get("CYPHER_SERVER_ID") or DEFAULT_SERVER_ID,
         "MAX_CONTENT_LENGTH": _integer(env, "CYPHER_MAX_BODY_BYTES", 64 * 1024),
         "LOGIN_STATE_TTL": _integer(env, "CYPHER_LOGIN_TTL", 60),
         "REGISTRATION_STATE_TTL": _integer(env, "CYPHER_REGISTRATION_TTL", 300),
@@ -86,3 +88,17 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # CORS answers them, and cookie-authenticated state changes accept their Origin header.
         "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),
     }
+
+
+def production_problems(config: Mapping[str, Any], keys_file_too_open: bool) -> list[str]:
+    """What makes a configuration unfit for production; empty when it is fit."""
+    problems = []
+    if keys_file_too_open:
+        problems.append(f"the keys file {config['KEYS_FILE']} can be read by others: chmod 600 it")
+    if not config["COOKIE_SECURE"]:
+        problems.append("cookies would not be Secure: unset CYPHER_COOKIE_SECURE or set it to true")
+    if config["SERVER_ID"] == DEFAULT_SERVER_ID:
+        problems.append("CYPHER_SERVER_ID is not set: set it to the public host name, before anyone registers")
+    if not config["ALLOWED_ORIGINS"]:
+        problems.append("CYPHER_ALLOWED_ORIGINS is empty: list the public origin(s), e.g. https://login.example.com")
+    return problems
