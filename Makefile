@@ -9,11 +9,12 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps browser-deps run test bench lint clean help
+.PHONY: install system-deps browser-deps run serve test bench lint clean help
 
 help:
 	@echo "make run    install everything, then serve on http://$(HOST):$(PORT)"
 	@echo "make test   install everything, then run the whole test suite"
+	@echo "make serve  install everything, then serve with gunicorn (deploy/gunicorn.conf.py)"
 	@echo "make bench  install everything, then run the benchmarks in bench/"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make clean  remove the virtualenv, node_modules and vendored assets (not instance/)"
@@ -38,6 +39,10 @@ $(VENDOR)/.vendored: node_modules/.package-lock.json scripts/vendor-assets.sh
 
 run: install
 	$(BIN)/flask --app cypher run --host $(HOST) --port $(PORT)
+
+# The production setup, locally: gunicorn with deploy/gunicorn.conf.py (CYPHER_BIND, CYPHER_WORKERS).
+serve: install
+	$(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
 
 # The browser tests need Debian's chromium: installed here when missing and root, else skipped
 # by the tests with a message saying how to install it.

@@ -1,0 +1,25 @@
+"""gunicorn settings for Cypher: `gunicorn -c deploy/gunicorn.conf.py wsgi:app` (or `make serve`).
+
+Every value can be overridden with GUNICORN_* variables or on the command line. Each worker runs
+create_app(): the keys file is created by exactly one of them and migrations run under a lock,
+so any number of workers may start at once.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("CYPHER_BIND", "127.0.0.1:8000")
+# OPAQUE and Argon2-free server crypto are CPU-light; the classic 2 x cores + 1 fits.
+workers = int(os.environ.get("CYPHER_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Behind nginx: X-Forwarded-* are believed from here only (and Cypher's ProxyFix decides how many).
+forwarded_allow_ips = os.environ.get("CYPHER_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+accesslog = "-"
+errorlog = "-"
+# The request line and status, never headers or bodies: tokens travel in cookies, the
+# Authorization header and JSON bodies, and none of them is logged.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
