@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import Flask
 
+from cypher.keys import ROTATABLE, load_or_create_keyring, pruned, rotated, write_keyring_file
+from cypher.services.errors import CypherError
+from cypher.store import SessionRecord
 from cypher.store.migrate import current_revision, head_revision, upgrade
 from cypher.wiring import services
+
+
+def _when(record_time: object) -> str:
+    return str(record_time).split(".")[0]
+
+
+def _echo_sessions(records: list[SessionRecord]) -> None:
+    for record in records:
+        click.echo(
+            f"{record.id}  {record.username}  {record.ip or '-'}  created {_when(record.created_at)}"
+            f"  last seen {_when(record.last_seen_at)}  {record.user_agent or ''}"
+        )
+    click.echo(f"{len(records)} live session(s)")
+
+
+def _admin_call(action):  # type: ignore[no-untyped-def]
+    """Run an admin action; a refusal is a clear message and exit status 1, not a traceback."""
+    try:
+        return action()
+    except CypherError as error:
+        raise click.ClickException(error.message) from None
 
 
 def register_commands(app: Flask) -> None:
@@ -23,6 +49,80 @@ def register_commands(app: Flask) -> None:
         """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
         for name, count in services().maintenance.purge().items():
             click.echo(f"{name}: {count}")
+
+    @app.cli.group("users")
+    def users() -> None:
+        """Accounts."""
+
+    @users.command("list")
+    def users_list() -> None:
+        for user in services().admin.users():
+            click.echo(f"{user.username}  {user.status}  created {_when(user.created_at)}")
+
+    @users.command("show")
+    @click.argument("username")
+    def users_show(username: str) -> None:
+        details = _admin_call(lambda: services().admin.user(username))
+        user = details.user
+        click.echo(f"username: {user.username}\nstatus: {user.status}\ncreated: {_when(user.created_at)}")
+        click.echo(f"totp: {'enrolled' if user.totp_secret else 'not enrolled'}")
+        click.echo(f"unused recovery codes: {details.unused_recovery_codes}")
+        _echo_sessions(details.live_sessions)
+
+    @users.command("disable")
+    @click.argument("username")
+    def users_disable(username: str) -> None:
+        """No more logins; every live session ends now."""
+        revoked = _admin_call(lambda: services().admin.disable(username))
+        click.echo(f"{username} disabled; {revoked} session(s) revoked")
+
+    @users.command("enable")
+    @click.argument("username")
+    def users_enable(username: str) -> None:
+        _admin_call(lambda: services().admin.enable(username))
+        click.echo(f"{username} enabled")
+
+    @users.command("delete")
+    @click.argument("username")
+    @click.confirmation_option(prompt="Delete the account and everything in it?")
+    def users_delete(username: str) -> None:
+        _admin_call(lambda: services().admin.delete(username))
+        click.echo(f"{username} deleted")
+
+    @app.cli.group("sessions")
+    def sessions() -> None:
+        """Live sessions."""
+
+    @sessions.command("list")
+    @click.argument("username", required=False)
+    def sessions_list(username: str | None) -> None:
+        _echo_sessions(_admin_call(lambda: services().admin.sessions(username)))
+
+    @sessions.command("revoke")
+    @click.argument("session_id")
+    def sessions_revoke(session_id: str) -> None:
+        _admin_call(lambda: services().admin.revoke_session(session_id))
+        click.echo(f"session {session_id} revoked")
+
+    @app.cli.group("keys")
+    def keys() -> None:
+        """Token keys: rotate, then prune once the old tokens have expired."""
+
+    @keys.command("rotate")
+    def keys_rotate() -> None:
+        """A new current key for each token purpose; the old ones keep verifying. Restart to apply."""
+        path = Path(app.config["KEYS_FILE"])
+        write_keyring_file(path, rotated(load_or_create_keyring(path)), replace=True)
+        click.echo(f"rotated {', '.join(purpose.value for purpose in ROTATABLE)} in {path}; restart every worker")
+
+    @keys.command("prune")
+    def keys_prune() -> None:
+        """Drop every non-current token key: tokens they made stop verifying. Restart to apply."""
+        path = Path(app.config["KEYS_FILE"])
+        write_keyring_file(path, pruned(load_or_create_keyring(path)), replace=True)
+        click.echo(
+            f"pruned old {', '.join(purpose.value for purpose in ROTATABLE)} keys in {path}; restart every worker"
+        )
 
     @app.cli.group("db")
     def db() -> None:

@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_totp": 401,
     "pass_auth_expired": 401,
     "account_pending": 403,
+    "account_disabled": 403,
     "origin_rejected": 403,
     "not_found": 404,
     "username_taken": 409,

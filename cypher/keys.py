@@ -150,6 +150,30 @@ def parse_keyring(raw: bytes, source: str) -> KeyRing:
     return KeyRing(sets=sets)
 
 
+# Token keys rotate: a new current key signs new tokens while the old ones keep verifying until
+# pruned. The OPAQUE key and the fake-record secret never rotate (every record, and every unknown
+# name's fake record, depends on them); the at-rest key needs the records re-sealed first.
+ROTATABLE = (KeyPurpose.PASS_AUTH, KeyPurpose.ACCESS, KeyPurpose.REFRESH, KeyPurpose.ENROLL)
+
+
+def rotated(keyring: KeyRing, purposes: tuple[KeyPurpose, ...] = ROTATABLE) -> KeyRing:
+    """A key ring with a new current key for each purpose; the old keys stay listed."""
+    sets = dict(keyring.sets)
+    for purpose in purposes:
+        key_id = new_key_id()
+        sets[purpose] = KeySet(current_key_id=key_id, keys={**sets[purpose].keys, key_id: _new_key(purpose)})
+    return KeyRing(sets=sets)
+
+
+def pruned(keyring: KeyRing, purposes: tuple[KeyPurpose, ...] = ROTATABLE) -> KeyRing:
+    """A key ring keeping only the current key of each purpose: older tokens stop verifying."""
+    sets = dict(keyring.sets)
+    for purpose in purposes:
+        current = sets[purpose]
+        sets[purpose] = KeySet(current_key_id=current.current_key_id, keys={current.current_key_id: current.current})
+    return KeyRing(sets=sets)
+
+
 def permissions_too_open(path: Path) -> bool:
     """True when anyone but the owner may read or write the keys file."""
     return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))

@@ -10,6 +10,7 @@ from flask import current_app
 
 from cypher.keys import KeyPurpose, KeyRing
 from cypher.services.accounts import AccountService
+from cypher.services.admin import AdminService
 from cypher.services.clock import Clock
 from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
@@ -33,6 +34,7 @@ class Services:
     totp: TotpService
     accounts: AccountService
     maintenance: MaintenanceService
+    admin: AdminService
 
 
 def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
@@ -89,6 +91,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         totp=totp,
         accounts=accounts,
         maintenance=maintenance,
+        admin=AdminService(store, clock),
     )
 
 

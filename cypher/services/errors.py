@@ -57,6 +57,11 @@ class AccountPending(CypherError):
     message = "This account has not finished TOTP enrolment."
 
 
+class AccountDisabled(CypherError):
+    code = "account_disabled"
+    message = "This account is disabled."
+
+
 class InvalidToken(CypherError):
     code = "invalid_token"
     message = "The token is invalid."

@@ -16,6 +16,7 @@ from typing import ParamSpec, TypeVar
 
 from cypher.services.clock import Clock
 from cypher.services.errors import (
+    AccountDisabled,
     AccountPending,
     InvalidCredentials,
     InvalidMessage,
@@ -31,7 +32,7 @@ from cypher.services.opaque_protocol import (
 )
 from cypher.services.sealing import SealedValue, Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
-from cypher.services.users import STATUS_ACTIVE, canonical_username
+from cypher.services.users import STATUS_ACTIVE, STATUS_DISABLED, canonical_username
 from cypher.store import Store, StoreConflict
 
 # What a sealed value holds, bound into its associated data.
@@ -203,6 +204,8 @@ class OpaqueService:
         # A wrong KE3 and an unknown name look alike.
         if not self._protocol.client_authenticated(expected, ke3) or user is None or user.username != state.username:
             raise InvalidCredentials()
+        if user.status == STATUS_DISABLED:
+            raise AccountDisabled()
         if user.status != STATUS_ACTIVE:
             raise AccountPending()
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))

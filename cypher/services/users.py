@@ -10,6 +10,7 @@ USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{3,64}")
 
 STATUS_PENDING = "pending"  # registered with OPAQUE, TOTP not yet verified
 STATUS_ACTIVE = "active"
+STATUS_DISABLED = "disabled"  # by an operator: no login, no sessions
 
 
 def canonical_username(raw: object) -> str:

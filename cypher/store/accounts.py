@@ -122,6 +122,26 @@ class AccountStore:
             )
             return result.rowcount == 1
 
+    def list_users(self) -> list[UserRecord]:
+        with self._database.reading() as connection:
+            return [user_record(row) for row in connection.execute(select(*USER_COLUMNS).order_by(users.c.username))]
+
+    def change_status(self, user_id: int, from_status: str, to_status: str, now: datetime) -> int | None:
+        """Move an account from one status to another; leaving `active` revokes its sessions.
+
+        Returns how many sessions were revoked, or None when the account was not in `from_status`.
+        """
+        with self._database.writing() as connection:
+            result = connection.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.status == from_status)
+                .values(status=to_status, updated_at=now)
+            )
+            if result.rowcount != 1:
+                return None
+            connection.execute(delete(login_states).where(login_states.c.user_id == user_id))
+            return revoke_sessions(connection, user_id, now)
+
     # -- registration -----------------------------------------------------------------------
 
     def begin_registration(

@@ -195,6 +195,15 @@ class SecondFactorStore:
             connection.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
             self._insert_codes(connection, user_id, code_hashes, key_id)
 
+    def unused_recovery_codes(self, user_id: int) -> int:
+        with self._database.reading() as connection:
+            rows = connection.execute(
+                select(recovery_codes.c.id).where(
+                    recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
+                )
+            ).all()
+            return len(rows)
+
     # -- pass-auth attempts -----------------------------------------------------------------
 
     def second_factor_login(

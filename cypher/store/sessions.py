@@ -187,6 +187,26 @@ class SessionStore:
         )
         return Rotation.REUSED
 
+    def list_all_live(self, now: datetime) -> list[SessionRecord]:
+        """Every live session of every account, newest first (for operators)."""
+        with self._database.reading() as connection:
+            rows = connection.execute(
+                select(*_SESSION_COLUMNS)
+                .join(users, users.c.id == sessions.c.user_id)
+                .where(*_LIVE)
+                .order_by(sessions.c.created_at.desc(), sessions.c.id),
+                {"now": now},
+            ).all()
+            return [_session_record(row) for row in rows]
+
+    def revoke_by_id(self, session_id: str, now: datetime) -> bool:
+        """Revoke a live session whoever owns it (for operators)."""
+        with self._database.writing() as connection:
+            result = connection.execute(
+                update(sessions).where(sessions.c.id == session_id, *_LIVE).values(revoked_at=now), {"now": now}
+            )
+            return result.rowcount == 1
+
     def list_live(self, user_id: int, now: datetime) -> list[SessionRecord]:
         with self._database.reading() as connection:
             rows = connection.execute(
