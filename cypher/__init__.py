@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from cypher.config import ConfigError, load_config, production_problems
 from cypher.http import register_error_handlers
 from cypher.keys import load_or_create_keyring, permissions_too_open
+from cypher.observability import install_observability
 from cypher.ratelimit import install_rate_limits
 from cypher.services.clock import system_clock
 from cypher.store import Store
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
     install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
+    install_observability(app)
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty.
         CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True)

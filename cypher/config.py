@@ -80,6 +80,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # headers are believed only then: the client address feeds rate limits and session rows.
         "TRUSTED_PROXIES": _integer(env, "CYPHER_TRUSTED_PROXIES", 0, minimum=0),
         "RATELIMIT_ENABLED": _boolean(env, "CYPHER_RATELIMIT_ENABLED", True),
+        # /metrics answers loopback clients, or any client sending this bearer token.
+        "METRICS_TOKEN": env.get("CYPHER_METRICS_TOKEN") or "",
+        "LOG_FORMAT": env.get("CYPHER_LOG_FORMAT") or ("json" if mode == "production" else "text"),
         "RATELIMIT_STORAGE": env.get("CYPHER_RATELIMIT_STORAGE") or "memory://",
         # Per client address, on each OPAQUE, TOTP, session and account endpoint.
         "RATELIMIT_AUTH": env.get("CYPHER_RATELIMIT_AUTH") or "30 per minute",

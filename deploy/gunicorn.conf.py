@@ -7,6 +7,7 @@ so any number of workers may start at once.
 
 import multiprocessing
 import os
+import tempfile
 
 bind = os.environ.get("CYPHER_BIND", "127.0.0.1:8000")
 # OPAQUE and Argon2-free server crypto are CPU-light; the classic 2 x cores + 1 fits.
@@ -17,6 +18,18 @@ graceful_timeout = 20
 keepalive = 5
 # Behind nginx: X-Forwarded-* are believed from here only (and Cypher's ProxyFix decides how many).
 forwarded_allow_ips = os.environ.get("CYPHER_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus counters of every worker, summed at each scrape of /metrics (set before any worker
+# imports prometheus_client).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="cypher-metrics-"))
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker ended: its live gauges no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 accesslog = "-"
 errorlog = "-"

@@ -73,6 +73,13 @@ def test_three_workers_start_together_and_serve(gunicorn: tuple[HttpClient, Path
         login = actions.login("gunicorn.user", "correct horse battery staple")
         assert login is not None and login.status_code == 403  # pending: TOTP not enrolled
         assert login.get_json()["code"] == "account_pending"
+    metrics = client.get("/metrics")  # from loopback: allowed; summed over the three workers
+    assert metrics.status_code == 200
+    text = metrics.body.decode()
+    # The six logins (403: pending) went to several workers; the scrape sums them all.
+    assert 'cypher_login_steps_total{result="failure",step="password"} 6.0' in text
+    assert "cypher_active_sessions 0.0" in text
+    assert 'endpoint="opaque.login_finish"' in text
     log = log_path.read_text()
     assert log.count("Booting worker") == 3
     assert "v4.local." not in log and "enrollmentToken" not in log  # no token in the access log

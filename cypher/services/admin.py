@@ -51,6 +51,9 @@ class AdminService:
     def delete(self, username: str) -> None:
         self._store.accounts.delete_user(self._find(username).id)
 
+    def count_live_sessions(self) -> int:
+        return self._store.sessions.count_live(self._clock())
+
     def sessions(self, username: str | None) -> list[SessionRecord]:
         if username is None:
             return self._store.sessions.list_all_live(self._clock())

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from cypher.store.database import Database
 from cypher.store.models import RefreshToken, UserSession
@@ -186,6 +186,11 @@ class SessionStore:
             update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
         )
         return Rotation.REUSED
+
+    def count_live(self, now: datetime) -> int:
+        with self._database.reading() as connection:
+            live = select(func.count()).select_from(sessions).where(*_LIVE)
+            return int(connection.execute(live, {"now": now}).scalar_one())
 
     def list_all_live(self, now: datetime) -> list[SessionRecord]:
         """Every live session of every account, newest first (for operators)."""
