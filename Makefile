@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps browser-deps run serve test bench lint clean help
+.PHONY: install system-deps test-tools run serve test bench lint clean help
 
 help:
 	@echo "make run    install everything, then serve on http://$(HOST):$(PORT)"
@@ -44,12 +44,12 @@ run: install
 serve: install
 	$(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
 
-# The browser tests need Debian's chromium: installed here when missing and root, else skipped
-# by the tests with a message saying how to install it.
-browser-deps:
-	@bash scripts/install-system-deps.sh --browser
+# The browser and nginx tests need Debian's chromium, nginx and openssl: installed here when
+# missing and root, else those tests are skipped with a message saying how to install them.
+test-tools:
+	@bash scripts/install-system-deps.sh --test-tools
 
-test: install browser-deps
+test: install test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

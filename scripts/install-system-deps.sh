@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what Cypher needs from the system when it is missing, and nothing when it is all there:
 # Python's venv module, Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x);
-# with --browser, Debian's chromium for the end-to-end tests.
+# with --test-tools, Debian's chromium, nginx and openssl for the tests that run them.
 #
 # Debian 13 and recent Ubuntu releases ship libopaque0 in their own archive. Debian 12 does not:
 # there we add the Debian 13 suite of the archive the machine already uses (read from its apt
@@ -20,13 +20,20 @@ apt_install() {
     apt-get install -y -qq "$@"
 }
 
-if [ "${1:-}" = "--browser" ]; then
-    # Debian's Chromium for the end-to-end tests (Playwright drives /usr/bin/chromium).
-    command -v chromium >/dev/null 2>&1 && exit 0
+if [ "${1:-}" = "--test-tools" ]; then
+    # For the tests that run the real thing: Debian's Chromium (Playwright drives
+    # /usr/bin/chromium) and nginx with openssl (the TLS + auth_request test).
+    missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    [ ${#missing[@]} -eq 0 ] && exit 0
     if is_root; then
-        apt_install chromium
+        apt_install "${missing[@]}"
+        # Installing nginx starts the distribution's own server on port 80; the tests start theirs.
+        if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
     else
-        echo "chromium is missing: the browser tests will be skipped (as root: apt-get install chromium)." >&2
+        echo "Missing ${missing[*]}: their tests will be skipped (as root: apt-get install ${missing[*]})." >&2
     fi
     exit 0
 fi
