@@ -24,11 +24,15 @@ class HttpClient:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
 
-    def request(self, method: str, path: str, json_body: dict[str, Any] | None = None) -> HttpResponse:
+    def request(
+        self, method: str, path: str, json_body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> HttpResponse:
         data = None if json_body is None else json.dumps(json_body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return HttpResponse(response.status, response.read(), dict(response.headers))

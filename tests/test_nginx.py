@@ -8,10 +8,8 @@ import http.cookiejar
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,23 +22,16 @@ from typing import Any
 import pyotp
 import pytest
 
+from tests.gunicorn_server import REPO, free_port, gunicorn
 from tests.http_client import HttpResponse
 from tests.opaque_client import OpaqueActions
 
-REPO = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 pytestmark = pytest.mark.skipif(
     not os.access(NGINX, os.X_OK) or shutil.which("openssl") is None,
     reason="needs Debian's nginx and openssl (as root: apt-get install nginx-light openssl)",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(url: str, context: ssl.SSLContext | None = None, seconds: float = 60) -> None:
@@ -110,101 +101,57 @@ class TlsBrowser:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[TlsBrowser]:
-    https_port, cypher_port = _free_port(), _free_port()
+    https_port = free_port()
+    base = f"https://127.0.0.1:{https_port}"
     certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(certificate),
-        ],
-        check=True,
-        capture_output=True,
-    )
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
     guarded = ThreadingHTTPServer(("127.0.0.1", 0), GuardedApp)
     threading.Thread(target=guarded.serve_forever, daemon=True).start()
-
-    base = f"https://127.0.0.1:{https_port}"
-    env = {
-        **os.environ,
+    production = {
         "CYPHER_ENV": "production",
         "CYPHER_SERVER_ID": "cypher.test",
         "CYPHER_ALLOWED_ORIGINS": base,
         "CYPHER_TRUSTED_PROXIES": "1",
-        "CYPHER_INSTANCE_PATH": str(tmp_path / "instance"),
-        "CYPHER_DATABASE_URL": "",
-        "CYPHER_KEYS_FILE": "",
-        "CYPHER_RATELIMIT_ENABLED": "false",
-        "CYPHER_BIND": f"127.0.0.1:{cypher_port}",
-        "CYPHER_WORKERS": "3",
     }
-    gunicorn_log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
-    gunicorn = subprocess.Popen(
-        [str(GUNICORN), "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-        cwd=REPO,
-        env=env,
-        stdout=gunicorn_log,
-        stderr=gunicorn_log,
-    )
-    site = (REPO / "deploy" / "nginx" / "cypher.conf").read_text()
-    for shipped, here in [
-        ("127.0.0.1:8000", f"127.0.0.1:{cypher_port}"),
-        ("127.0.0.1:9000", f"127.0.0.1:{guarded.server_address[1]}"),
-        ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
-        ("/etc/ssl/cypher/fullchain.pem", str(certificate)),
-        ("/etc/ssl/cypher/privkey.pem", str(key)),
-        ("/srv/cypher/cypher/static/", f"{REPO / 'cypher' / 'static'}/"),
-    ]:
-        assert shipped in site, shipped
-        site = site.replace(shipped, here)
-    (tmp_path / "cypher.conf").write_text(site)
-    temp = {name: tmp_path / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    (tmp_path / "nginx.conf").write_text(
-        f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-        f"http {{\n  access_log {tmp_path}/access.log;\n"
-        + "".join(
-            f"  {name}_temp_path {path};\n"
-            for name, path in [
-                ("client_body", temp["body"]),
-                ("proxy", temp["proxy"]),
-                ("fastcgi", temp["fastcgi"]),
-                ("uwsgi", temp["uwsgi"]),
-                ("scgi", temp["scgi"]),
-            ]
+    with gunicorn(tmp_path, production) as cypher:
+        site = (REPO / "deploy" / "nginx" / "cypher.conf").read_text()
+        for shipped, here in [
+            ("127.0.0.1:8000", f"127.0.0.1:{cypher.port}"),
+            ("127.0.0.1:9000", f"127.0.0.1:{guarded.server_address[1]}"),
+            ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
+            ("/etc/ssl/cypher/fullchain.pem", str(certificate)),
+            ("/etc/ssl/cypher/privkey.pem", str(key)),
+            ("/srv/cypher/cypher/static/", f"{REPO / 'cypher' / 'static'}/"),
+        ]:
+            assert shipped in site, shipped
+            site = site.replace(shipped, here)
+        (tmp_path / "cypher.conf").write_text(site)
+        temp_paths = "".join(
+            f"  {name}_temp_path {tmp_path / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
-        + "  types { text/css css; application/javascript js; }\n"
-        + f"  include {tmp_path}/cypher.conf;\n}}\n"
-    )
-    nginx = subprocess.Popen(
-        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "nginx.stderr", "wb"),  # noqa: SIM115
-    )
-    context = ssl.create_default_context(cafile=str(certificate))
-    try:
-        _wait_for(f"http://127.0.0.1:{cypher_port}/healthz")
-        _wait_for(f"{base}/healthz", context)
-        yield TlsBrowser(base, context)
-    finally:
-        nginx.terminate()
-        gunicorn.terminate()
-        nginx.wait(timeout=30)
-        gunicorn.wait(timeout=30)
-        gunicorn_log.close()
-        guarded.shutdown()
+        (tmp_path / "nginx.conf").write_text(
+            f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+            f"http {{\n  access_log {tmp_path}/access.log;\n{temp_paths}"
+            "  types { text/css css; application/javascript js; }\n"
+            f"  include {tmp_path}/cypher.conf;\n}}\n"
+        )
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        context = ssl.create_default_context(cafile=str(certificate))
+        try:
+            _wait_for(f"{base}/healthz", context)
+            yield TlsBrowser(base, context)
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=30)
+            guarded.shutdown()
 
 
 def test_through_nginx_over_tls_with_the_auth_request_gate(stack: TlsBrowser) -> None:
