@@ -54,6 +54,7 @@ test: install test-tools
 
 bench: install
 	$(BIN)/python bench/login_cost.py
+	$(BIN)/python bench/gateway_throughput.py
 
 lint: install
 	$(BIN)/ruff check cypher tests bench

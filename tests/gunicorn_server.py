@@ -37,8 +37,10 @@ class Gunicorn:
 
 
 @contextmanager
-def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3) -> Iterator[Gunicorn]:
-    """Serve Cypher with `settings` (CYPHER_* variables) until the block ends."""
+def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3, app: str = "wsgi:app") -> Iterator[Gunicorn]:
+    """Serve `app` (Cypher by default) with `settings` (CYPHER_* variables) until the block ends.
+
+    workers=0 keeps deploy/gunicorn.conf.py's own count (2 x cores + 1)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"gunicorn-{port}.log"
@@ -50,18 +52,21 @@ def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3) -> Itera
         "CYPHER_RATELIMIT_ENABLED": "false",
         **settings,
         "CYPHER_BIND": f"127.0.0.1:{port}",
-        "CYPHER_WORKERS": str(workers),
     }
+    if workers:
+        env["CYPHER_WORKERS"] = str(workers)
+    else:
+        env.pop("CYPHER_WORKERS", None)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(GUNICORN), "-c", "deploy/gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=log
+            [str(GUNICORN), "-c", "deploy/gunicorn.conf.py", app], cwd=REPO, env=env, stdout=log, stderr=log
         )
     server = Gunicorn(port, HttpClient(f"http://127.0.0.1:{port}"), log_path, process)
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
             try:
-                if server.client.get("/healthz").status_code == 200:
+                if server.client.get("/healthz").status_code in (200, 404):  # 404: an app without it
                     break
             except OSError:
                 pass
