@@ -18,7 +18,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from cypher import create_app
 from cypher.services.clock import ManualClock
-from cypher.services.users import STATUS_ACTIVE
+from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.wiring import Services
 from tests.auth_actions import AuthActions, Enrolled
 from tests.opaque_client import OpaqueActions
@@ -121,7 +121,7 @@ def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped
     def _activate(username: str) -> None:
         user = services.store.accounts.find_user(username)
         assert user is not None
-        services.store.accounts.set_user_status(user.id, STATUS_ACTIVE, clock())
+        assert services.store.accounts.change_status(user.id, STATUS_PENDING, STATUS_ACTIVE, clock()) is not None
 
     return _activate
 

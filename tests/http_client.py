@@ -21,8 +21,17 @@ class HttpResponse:
 
 
 class HttpClient:
-    def __init__(self, base_url: str) -> None:
+    """JSON over HTTP; an opener adds cookies, TLS or other handlers, default_headers go on every request."""
+
+    def __init__(
+        self,
+        base_url: str,
+        opener: urllib.request.OpenerDirector | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._opener = opener or urllib.request.build_opener()
+        self._default_headers = default_headers or {}
 
     def request(
         self, method: str, path: str, json_body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
@@ -31,16 +40,18 @@ class HttpClient:
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
+        for name, value in {**self._default_headers, **(headers or {})}.items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with self._opener.open(request, timeout=30) as response:
                 return HttpResponse(response.status, response.read(), dict(response.headers))
         except urllib.error.HTTPError as error:
             return HttpResponse(error.code, error.read(), dict(error.headers))
 
-    def post(self, path: str, *, json: dict[str, Any]) -> HttpResponse:  # noqa: A002 - the test client's name
-        return self.request("POST", path, json)
+    def post(  # noqa: A002 - `json` is the test client's name
+        self, path: str, *, json: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> HttpResponse:
+        return self.request("POST", path, json, headers)
 
     def get(self, path: str) -> HttpResponse:
         return self.request("GET", path)

@@ -5,7 +5,6 @@ auth_request. Register, enrol TOTP, log in, reach the guarded app, refresh, log 
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import os
 import shutil
 import ssl
@@ -23,7 +22,7 @@ import pyotp
 import pytest
 
 from tests.gunicorn_server import REPO, free_port, gunicorn
-from tests.http_client import HttpResponse
+from tests.http_client import HttpClient
 from tests.opaque_client import OpaqueActions
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -66,41 +65,18 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class TlsBrowser:
-    """HTTPS with a cookie jar and the Origin header a browser sends, speaking JSON."""
-
-    def __init__(self, base: str, context: ssl.SSLContext) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), urllib.request.HTTPSHandler(context=context), NoRedirect()
-        )
-
-    def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-    ) -> HttpResponse:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Origin", self.base)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                return HttpResponse(response.status, response.read(), dict(response.headers))
-        except urllib.error.HTTPError as error:
-            return HttpResponse(error.code, error.read(), dict(error.headers))
-
-    def post(self, path: str, *, json: dict[str, Any], headers: dict[str, str] | None = None) -> HttpResponse:  # noqa: A002
-        return self.request("POST", path, json, headers)
-
-    def get(self, path: str) -> HttpResponse:
-        return self.request("GET", path)
+def tls_browser(base: str, context: ssl.SSLContext) -> HttpClient:
+    """HTTPS with a cookie jar, no automatic redirects, and the Origin header a browser sends."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+        urllib.request.HTTPSHandler(context=context),
+        NoRedirect(),
+    )
+    return HttpClient(base, opener, {"Origin": base})
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[TlsBrowser]:
+def stack(tmp_path: Path) -> Iterator[HttpClient]:
     https_port = free_port()
     base = f"https://127.0.0.1:{https_port}"
     certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -147,14 +123,14 @@ def stack(tmp_path: Path) -> Iterator[TlsBrowser]:
         context = ssl.create_default_context(cafile=str(certificate))
         try:
             _wait_for(f"{base}/healthz", context)
-            yield TlsBrowser(base, context)
+            yield tls_browser(base, context)
         finally:
             nginx.terminate()
             nginx.wait(timeout=30)
             guarded.shutdown()
 
 
-def test_through_nginx_over_tls_with_the_auth_request_gate(stack: TlsBrowser) -> None:
+def test_through_nginx_over_tls_with_the_auth_request_gate(stack: HttpClient) -> None:
     browser = stack
     assert browser.get("/static/css/cypher.css").status_code == 200  # served by nginx from disk
     outside = browser.get("/app/")

@@ -122,11 +122,11 @@ def test_an_expired_pending_account_frees_its_name(store: Store) -> None:
 def test_an_active_account_is_never_swept(store: Store) -> None:
     _register(store)
     user = store.accounts.find_user("alice")
-    assert user is not None and store.accounts.set_user_status(user.id, "active", NOW)
+    assert user is not None and store.accounts.change_status(user.id, "pending", "active", NOW) is not None
     later = NOW + timedelta(days=30)
     with pytest.raises(StoreConflict):
         store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-    assert store.accounts.set_user_status(10_000, "active", NOW) is False
+    assert store.accounts.change_status(10_000, "pending", "active", NOW) is None
 
 
 def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:

@@ -33,7 +33,6 @@ __all__ = [
 
 class Store:
     def __init__(self, url: str) -> None:
-        self.url = url
         self.database = Database(url)
         self.accounts = AccountStore(self.database)
         self.second_factor = SecondFactorStore(self.database)

@@ -114,14 +114,6 @@ class AccountStore:
             row = connection.execute(_SELECT_USER_BY_NAME, {"username": username}).first()
             return None if row is None else user_record(row)
 
-    def set_user_status(self, user_id: int, status: str, now: datetime) -> bool:
-        """Change an account's status; False when it no longer exists."""
-        with self._database.writing() as connection:
-            result = connection.execute(
-                update(users).where(users.c.id == user_id).values(status=status, updated_at=now)
-            )
-            return result.rowcount == 1
-
     def list_users(self) -> list[UserRecord]:
         with self._database.reading() as connection:
             return [user_record(row) for row in connection.execute(select(*USER_COLUMNS).order_by(users.c.username))]
