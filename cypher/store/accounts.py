@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cypher.services.sealing import SealedValue
 from cypher.services.users import STATUS_PENDING
 from cypher.store.database import Database
 from cypher.store.models import LoginState, RegistrationState
-from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
+from cypher.store.records import USER_COLUMNS, USER_COLUMNS_SQL, UserRecord, user_record, users
 from cypher.store.sessions import revoke_sessions
+from cypher.store.sql import utc_required
 
 registration_states = cast(Table, RegistrationState.__table__)
 login_states = cast(Table, LoginState.__table__)
@@ -40,23 +41,19 @@ class LoginStateRecord:
     user: UserRecord | None  # None for an unknown name (deleting an account deletes its logins)
 
 
-# The statements of the login path, built once: building and caching a statement on every call
-# costs more than running it on SQLite.
-_SELECT_USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("username"))
-_SELECT_USER_BY_ID = select(*USER_COLUMNS).where(users.c.id == bindparam("user_id"))
-_INSERT_LOGIN_STATE = insert(login_states)
-_DELETE_EXPIRED_LOGIN_STATES = delete(login_states).where(login_states.c.expires_at <= bindparam("now"))
-_TAKE_LOGIN_STATE = (
-    delete(login_states)
-    .where(login_states.c.id == bindparam("login_id"))
-    .returning(
-        login_states.c.username,
-        login_states.c.user_id,
-        login_states.c.expected_client_auth,
-        login_states.c.expected_client_auth_key_id,
-        login_states.c.expires_at,
-    )
-)
+# The login path's statements, in plain SQL (see sql.py).
+_SELECT_USER_BY_NAME = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE username = :username"
+_SELECT_USER_BY_ID = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE id = :user_id"
+_DELETE_EXPIRED_LOGIN_STATES = "DELETE FROM login_states WHERE expires_at <= :now"
+_INSERT_LOGIN_STATE = """
+    INSERT INTO login_states (id, username, user_id, expected_client_auth, expected_client_auth_key_id,
+                              created_at, expires_at)
+    VALUES (:id, :username, :user_id, :expected_client_auth, :expected_client_auth_key_id, :created_at, :expires_at)
+"""
+_TAKE_LOGIN_STATE = """
+    DELETE FROM login_states WHERE id = :login_id
+    RETURNING username, user_id, expected_client_auth, expected_client_auth_key_id, expires_at
+"""
 
 
 def _open_state(
@@ -110,8 +107,8 @@ class AccountStore:
     # -- users ------------------------------------------------------------------------------
 
     def find_user(self, username: str) -> UserRecord | None:
-        with self._database.reading() as connection:
-            row = connection.execute(_SELECT_USER_BY_NAME, {"username": username}).first()
+        with self._database.direct.reading() as transaction:
+            row = transaction.first(_SELECT_USER_BY_NAME, {"username": username})
             return None if row is None else user_record(row)
 
     def list_users(self) -> list[UserRecord]:
@@ -194,10 +191,10 @@ class AccountStore:
         now: datetime,
         ttl: timedelta,
     ) -> None:
-        with self._database.writing() as connection:
+        with self._database.direct.writing() as transaction:
             if self._garbage_due(now):
-                connection.execute(_DELETE_EXPIRED_LOGIN_STATES, {"now": now})
-            connection.execute(
+                transaction.execute(_DELETE_EXPIRED_LOGIN_STATES, {"now": now})
+            transaction.execute(
                 _INSERT_LOGIN_STATE,
                 {
                     "id": login_id,
@@ -212,18 +209,19 @@ class AccountStore:
 
     def take_login_state(self, login_id: str) -> LoginStateRecord | None:
         """Delete and return a login state with its account: of two requests with one id, one gets it."""
-        with self._database.writing() as connection:
-            state = connection.execute(_TAKE_LOGIN_STATE, {"login_id": login_id}).first()
+        with self._database.direct.writing() as transaction:
+            state = transaction.first(_TAKE_LOGIN_STATE, {"login_id": login_id})
             if state is None:
                 return None
+            username, user_id, expected_client_auth, expected_client_auth_key_id, expires_at = state
             user_row = None
-            if state.user_id is not None:
-                user_row = connection.execute(_SELECT_USER_BY_ID, {"user_id": state.user_id}).first()
+            if user_id is not None:
+                user_row = transaction.first(_SELECT_USER_BY_ID, {"user_id": user_id})
             return LoginStateRecord(
                 login_id=login_id,
-                username=state.username,
-                expected_client_auth=SealedValue(state.expected_client_auth_key_id, state.expected_client_auth),
-                expires_at=state.expires_at,
+                username=username,
+                expected_client_auth=SealedValue(expected_client_auth_key_id, expected_client_auth),
+                expires_at=utc_required(expires_at),
                 user=None if user_row is None else user_record(user_row),
             )
 

@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.schema import Table
 
+from cypher.store.sql import DirectAccess
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -52,6 +54,8 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
+        # The login and request paths' fixed SQL, on the same pool (see sql.py).
+        self.direct = DirectAccess(self.engine)
         self._write_engine = self.engine.execution_options(cypher_write=True)
 
     @contextmanager

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Row, Table
+from sqlalchemy import Table
 
 from cypher.services.sealing import SealedValue
 from cypher.store.models import User
+from cypher.store.sql import Row, utc, utc_required
 
 users = cast(Table, User.__table__)
 
@@ -43,17 +44,35 @@ class UserRecord:
     created_at: datetime
 
 
-def user_record(row: Row) -> UserRecord:  # type: ignore[type-arg]
-    """A UserRecord from a row selected with USER_COLUMNS."""
+# USER_COLUMNS for plain SQL (sql.py), in the same order.
+USER_COLUMNS_SQL = ", ".join(f"users.{column.name}" for column in USER_COLUMNS)
+
+
+def user_record(row: Row) -> UserRecord:
+    """A UserRecord from a row selected with USER_COLUMNS (Core) or USER_COLUMNS_SQL."""
+    (
+        user_id,
+        username,
+        status,
+        opaque_record,
+        opaque_record_key_id,
+        totp_secret,
+        totp_secret_key_id,
+        totp_last_step,
+        totp_failures,
+        totp_locked_until,
+        password_changed_at,
+        created_at,
+    ) = row
     return UserRecord(
-        id=row.id,
-        username=row.username,
-        status=row.status,
-        opaque_record=SealedValue(row.opaque_record_key_id, row.opaque_record),
-        totp_secret=None if row.totp_secret is None else SealedValue(row.totp_secret_key_id, row.totp_secret),
-        totp_last_step=row.totp_last_step,
-        totp_failures=row.totp_failures,
-        totp_locked_until=row.totp_locked_until,
-        password_changed_at=row.password_changed_at,
-        created_at=row.created_at,
+        id=user_id,
+        username=username,
+        status=status,
+        opaque_record=SealedValue(opaque_record_key_id, opaque_record),
+        totp_secret=None if totp_secret is None else SealedValue(totp_secret_key_id, totp_secret),
+        totp_last_step=totp_last_step,
+        totp_failures=totp_failures,
+        totp_locked_until=utc(totp_locked_until),
+        password_changed_at=utc(password_changed_at),
+        created_at=utc_required(created_at),
     )

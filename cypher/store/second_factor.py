@@ -8,14 +8,15 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 
 from cypher.services.sealing import SealedValue
 from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.store.database import Database
 from cypher.store.models import PassAuthUse, RecoveryCode
-from cypher.store.records import USER_COLUMNS, UserRecord, user_record, users
+from cypher.store.records import USER_COLUMNS_SQL, UserRecord, user_record, users
 from cypher.store.sessions import NewSession, insert_session
+from cypher.store.sql import Transaction
 
 recovery_codes = cast(Table, RecoveryCode.__table__)
 pass_auth_uses = cast(Table, PassAuthUse.__table__)
@@ -61,51 +62,46 @@ class _RollBack(Exception):
         self.verdict = verdict
 
 
+# The login path's statements, in plain SQL (see sql.py). Statuses are parameters, so that
+# their names live in one place (services/users.py).
+_SELECT_ACTIVE_USER = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE username = :username AND status = :active"
+_SELECT_ACTIVE_USER_BY_ID = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE id = :user_id AND status = :active"
 # The compare-and-set that makes each TOTP step usable once per account.
+_CLAIM_STEP = """
+    UPDATE users SET totp_last_step = :step
+    WHERE id = :user_id AND status = :active AND (totp_last_step IS NULL OR totp_last_step < :step)
+"""
+# SET expressions see the row as it was, so both read the old failure count.
+_RECORD_FAILURE = """
+    UPDATE users
+    SET totp_failures = totp_failures + 1,
+        totp_locked_until = CASE WHEN totp_failures + 1 >= :max_failures THEN :locked_until
+                                 ELSE totp_locked_until END
+    WHERE id = :user_id
+"""
+_RESET_FAILURES = "UPDATE users SET totp_failures = 0, totp_locked_until = NULL WHERE id = :user_id"
+# One statement counts an attempt: the first creates the row, later ones add one while the token
+# is unspent and under the limit; no row comes back when it may not be tried.
+_COUNT_ATTEMPT = """
+    INSERT INTO pass_auth_uses (token_id, user_id, attempts, expires_at)
+    VALUES (:token_id, :user_id, 1, :expires_at)
+    ON CONFLICT (token_id) DO UPDATE SET attempts = pass_auth_uses.attempts + 1
+    WHERE pass_auth_uses.spent_at IS NULL AND pass_auth_uses.attempts < :max_attempts
+    RETURNING attempts
+"""
+_SELECT_PASS_AUTH_SPENT_AT = "SELECT spent_at FROM pass_auth_uses WHERE token_id = :token_id"
+_SPEND_PASS_AUTH = "UPDATE pass_auth_uses SET spent_at = :now WHERE token_id = :token_id AND spent_at IS NULL"
+_SPEND_RECOVERY_CODE = """
+    UPDATE recovery_codes SET used_at = :now
+    WHERE user_id = :user_id AND used_at IS NULL AND key_id = :key_id AND code_hash = :code_hash
+"""
+# For Core statements of the slower paths.
 _STEP_IS_NEW = or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < bindparam("step"))
-_CLAIM_STEP = (
-    update(users)
-    .where(users.c.id == bindparam("user_id"), users.c.status == STATUS_ACTIVE, _STEP_IS_NEW)
-    .values(totp_last_step=bindparam("step"))
-)
-_RECORD_FAILURE = (
-    update(users)
-    .where(users.c.id == bindparam("user_id"))
-    .values(
-        totp_failures=users.c.totp_failures + 1,
-        totp_locked_until=case(
-            (users.c.totp_failures + 1 >= bindparam("max_failures"), bindparam("locked_until")),
-            else_=users.c.totp_locked_until,
-        ),
-    )
-)
-_RESET_FAILURES = (
-    update(users).where(users.c.id == bindparam("user_id")).values(totp_failures=0, totp_locked_until=None)
-)
-_SELECT_ACTIVE_USER_BY_ID = select(*USER_COLUMNS).where(
-    users.c.id == bindparam("user_id"), users.c.status == STATUS_ACTIVE
-)
-_SELECT_ACTIVE_USER = select(*USER_COLUMNS).where(
-    users.c.username == bindparam("username"), users.c.status == STATUS_ACTIVE
-)
-_SPEND_PASS_AUTH = (
-    update(pass_auth_uses)
-    .where(pass_auth_uses.c.token_id == bindparam("b_token_id"), pass_auth_uses.c.spent_at.is_(None))
-    .values(spent_at=bindparam("now"))
-)
 
 
 class SecondFactorStore:
     def __init__(self, database: Database) -> None:
         self._database = database
-        # One statement counts an attempt: the first creates the row, later ones add one while
-        # the token is unspent and under the limit; no row comes back when it may not be tried.
-        upsert = database.insert_for_upsert(pass_auth_uses)
-        self._count_attempt = upsert.on_conflict_do_update(
-            index_elements=[pass_auth_uses.c.token_id],
-            set_={"attempts": pass_auth_uses.c.attempts + 1},
-            where=(pass_auth_uses.c.spent_at.is_(None)) & (pass_auth_uses.c.attempts < bindparam("max_attempts")),
-        ).returning(pass_auth_uses.c.attempts)
 
     # -- TOTP -------------------------------------------------------------------------------
 
@@ -151,15 +147,15 @@ class SecondFactorStore:
 
     def confirm_action(self, user_id: int, step: int | None, now: datetime, lockout: Lockout) -> Verdict:
         """Spend a TOTP step to confirm an account action, counting wrong codes toward the lockout."""
-        with self._database.writing() as connection:
-            row = connection.execute(_SELECT_ACTIVE_USER_BY_ID, {"user_id": user_id}).first()
+        with self._database.direct.writing() as transaction:
+            row = transaction.first(_SELECT_ACTIVE_USER_BY_ID, {"user_id": user_id, "active": STATUS_ACTIVE})
             if row is None:
                 return Verdict.NO_ACCOUNT
             user = user_record(row)
             if _locked(user, now):
                 return Verdict.LOCKED
             proof = None if step is None else CodeProof(step=step)
-            return self._settle(connection, user, proof, now, lockout)
+            return _settle(transaction, user, proof, now, lockout)
 
     # -- recovery codes ---------------------------------------------------------------------
 
@@ -169,26 +165,6 @@ class SecondFactorStore:
             insert(recovery_codes),
             [{"user_id": user_id, "code_hash": code_hash, "key_id": key_id} for code_hash in code_hashes],
         )
-
-    @staticmethod
-    def _spend_recovery_code(
-        connection: Connection, user_id: int, candidate_hashes: dict[str, bytes], now: datetime
-    ) -> bool:
-        """Spend the unused code whose hash (under its key id) is among the candidates."""
-        if not candidate_hashes:
-            return False
-        matches = or_(
-            *(
-                and_(recovery_codes.c.key_id == key_id, recovery_codes.c.code_hash == code_hash)
-                for key_id, code_hash in candidate_hashes.items()
-            )
-        )
-        result = connection.execute(
-            update(recovery_codes)
-            .where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None), matches)
-            .values(used_at=now)
-        )
-        return result.rowcount == 1
 
     def replace_recovery_codes(self, user_id: int, code_hashes: list[bytes], key_id: str) -> None:
         with self._database.writing() as connection:
@@ -226,61 +202,68 @@ class SecondFactorStore:
         token and creates the session, all or nothing.
         """
         try:
-            with self._database.writing() as connection:
-                row = connection.execute(_SELECT_ACTIVE_USER, {"username": username}).first()
-                if row is None or _newer_than(row.created_at, token_issued_at):
+            with self._database.direct.writing() as transaction:
+                row = transaction.first(_SELECT_ACTIVE_USER, {"username": username, "active": STATUS_ACTIVE})
+                if row is None:
                     return Verdict.NO_ACCOUNT
                 user = user_record(row)
+                if _newer_than(user.created_at, token_issued_at):
+                    return Verdict.NO_ACCOUNT
                 if user.password_changed_at and _newer_than(user.password_changed_at, token_issued_at):
                     return Verdict.PASS_AUTH_SPENT  # the password it proved is no longer the password
-                counted = connection.execute(
-                    self._count_attempt,
+                counted = transaction.first(
+                    _COUNT_ATTEMPT,
                     {
                         "token_id": token_id,
                         "user_id": user.id,
-                        "attempts": 1,
                         "expires_at": token_expires_at,
                         "max_attempts": max_attempts,
                     },
-                ).first()
+                )
                 if counted is None:
-                    spent_at = connection.execute(
-                        select(pass_auth_uses.c.spent_at).where(pass_auth_uses.c.token_id == token_id)
-                    ).scalar_one()
-                    return Verdict.EXHAUSTED if spent_at is None else Verdict.PASS_AUTH_SPENT
+                    spent = transaction.first(_SELECT_PASS_AUTH_SPENT_AT, {"token_id": token_id})
+                    return Verdict.EXHAUSTED if spent is None or spent[0] is None else Verdict.PASS_AUTH_SPENT
                 if _locked(user, now):
                     return Verdict.LOCKED
-                verdict = self._settle(connection, user, prove(user), now, lockout)
+                verdict = _settle(transaction, user, prove(user), now, lockout)
                 if verdict is not Verdict.ACCEPTED:
                     return verdict
-                if connection.execute(_SPEND_PASS_AUTH, {"b_token_id": token_id, "now": now}).rowcount != 1:
+                if transaction.execute(_SPEND_PASS_AUTH, {"token_id": token_id, "now": now}) != 1:
                     # A concurrent request with this token opened a session first: give the
                     # step or recovery code back.
                     raise _RollBack(Verdict.PASS_AUTH_SPENT)
-                insert_session(connection, session_for(user))
+                insert_session(transaction, session_for(user))
                 return Verdict.OPENED
         except _RollBack as rollback:
             return rollback.verdict
 
-    def _settle(
-        self, connection: Connection, user: UserRecord, proof: CodeProof | None, now: datetime, lockout: Lockout
-    ) -> Verdict:
-        """Spend the proof, or count a wrong code toward the lockout (which a success clears)."""
-        if proof is None or not self._spend_proof(connection, user.id, proof, now):
-            connection.execute(
-                _RECORD_FAILURE,
-                {"user_id": user.id, "max_failures": lockout.max_failures, "locked_until": now + lockout.duration},
-            )
-            return Verdict.CODE_REFUSED
-        if user.totp_failures or user.totp_locked_until:
-            connection.execute(_RESET_FAILURES, {"user_id": user.id})
-        return Verdict.ACCEPTED
-
-    def _spend_proof(self, connection: Connection, user_id: int, proof: CodeProof, now: datetime) -> bool:
-        if proof.step is not None:
-            return connection.execute(_CLAIM_STEP, {"user_id": user_id, "step": proof.step}).rowcount == 1
-        return self._spend_recovery_code(connection, user_id, proof.recovery_candidates or {}, now)
-
     def purge_attempts(self, now: datetime) -> int:
         with self._database.writing() as connection:
             return connection.execute(delete(pass_auth_uses).where(pass_auth_uses.c.expires_at <= now)).rowcount
+
+
+def _settle(
+    transaction: Transaction, user: UserRecord, proof: CodeProof | None, now: datetime, lockout: Lockout
+) -> Verdict:
+    """Spend the proof, or count a wrong code toward the lockout (which a success clears)."""
+    if proof is None or not _spend_proof(transaction, user.id, proof, now):
+        transaction.execute(
+            _RECORD_FAILURE,
+            {"user_id": user.id, "max_failures": lockout.max_failures, "locked_until": now + lockout.duration},
+        )
+        return Verdict.CODE_REFUSED
+    if user.totp_failures or user.totp_locked_until:
+        transaction.execute(_RESET_FAILURES, {"user_id": user.id})
+    return Verdict.ACCEPTED
+
+
+def _spend_proof(transaction: Transaction, user_id: int, proof: CodeProof, now: datetime) -> bool:
+    if proof.step is not None:
+        claim = {"user_id": user_id, "step": proof.step, "active": STATUS_ACTIVE}
+        return transaction.execute(_CLAIM_STEP, claim) == 1
+    # Spend the unused code whose hash (under its key id) is among the candidates.
+    for key_id, code_hash in (proof.recovery_candidates or {}).items():
+        spend = {"user_id": user_id, "key_id": key_id, "code_hash": code_hash, "now": now}
+        if transaction.execute(_SPEND_RECOVERY_CODE, spend) == 1:
+            return True
+    return False

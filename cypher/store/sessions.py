@@ -8,11 +8,12 @@ from datetime import datetime
 from enum import Enum
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 
 from cypher.store.database import Database
 from cypher.store.models import RefreshToken, UserSession
 from cypher.store.records import users
+from cypher.store.sql import Row, Transaction, utc_required
 
 sessions = cast(Table, UserSession.__table__)
 refresh_tokens = cast(Table, RefreshToken.__table__)
@@ -60,24 +61,29 @@ _SESSION_COLUMNS = (
     sessions.c.user_agent,
 )
 _LIVE = (sessions.c.revoked_at.is_(None), sessions.c.expires_at > bindparam("now"))
-_SELECT_LIVE_SESSION = (
-    select(*_SESSION_COLUMNS)
-    .join(users, users.c.id == sessions.c.user_id)
-    .where(sessions.c.id == bindparam("session_id"), *_LIVE)
-)
-_SPEND_REFRESH = (
-    update(refresh_tokens)
-    .where(
-        refresh_tokens.c.id == bindparam("b_token_id"),
-        refresh_tokens.c.session_id == bindparam("b_session_id"),
-        refresh_tokens.c.spent_at.is_(None),
-        refresh_tokens.c.expires_at > bindparam("now"),
-    )
-    .values(spent_at=bindparam("now"))
-)
-_TOUCH = update(sessions).where(sessions.c.id == bindparam("session_id")).values(last_seen_at=bindparam("now"))
-_INSERT_REFRESH = insert(refresh_tokens)
-_INSERT_SESSION = insert(sessions)
+
+# The request path's statements, in plain SQL (see sql.py); columns in SessionRecord's order.
+_SELECT_LIVE_SESSION = """
+    SELECT sessions.id, sessions.user_id, users.username, sessions.created_at, sessions.last_seen_at,
+           sessions.expires_at, sessions.ip, sessions.user_agent
+    FROM sessions JOIN users ON users.id = sessions.user_id
+    WHERE sessions.id = :session_id AND sessions.revoked_at IS NULL AND sessions.expires_at > :now
+"""
+_SPEND_REFRESH = """
+    UPDATE refresh_tokens SET spent_at = :now
+    WHERE id = :token_id AND session_id = :session_id AND spent_at IS NULL AND expires_at > :now
+"""
+_SELECT_REFRESH_SPENT_AT = "SELECT spent_at FROM refresh_tokens WHERE id = :token_id AND session_id = :session_id"
+_REVOKE_SESSION = "UPDATE sessions SET revoked_at = :now WHERE id = :session_id AND revoked_at IS NULL"
+_TOUCH = "UPDATE sessions SET last_seen_at = :now WHERE id = :session_id"
+_INSERT_SESSION = """
+    INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
+    VALUES (:id, :user_id, :created_at, :created_at, :expires_at, :ip, :user_agent)
+"""
+_INSERT_REFRESH = """
+    INSERT INTO refresh_tokens (id, session_id, issued_at, expires_at)
+    VALUES (:id, :session_id, :issued_at, :expires_at)
+"""
 
 
 def revoke_sessions(connection: Connection, user_id: int, now: datetime, keep_session_id: str | None = None) -> int:
@@ -88,21 +94,20 @@ def revoke_sessions(connection: Connection, user_id: int, now: datetime, keep_se
     return connection.execute(update(sessions).where(*condition).values(revoked_at=now), {"now": now}).rowcount
 
 
-def insert_session(connection: Connection, new: NewSession) -> None:
+def insert_session(transaction: Transaction, new: NewSession) -> None:
     """Create the session and its first refresh token, inside the caller's transaction."""
-    connection.execute(
+    transaction.execute(
         _INSERT_SESSION,
         {
             "id": new.session_id,
             "user_id": new.user_id,
             "created_at": new.created_at,
-            "last_seen_at": new.created_at,
             "expires_at": new.expires_at,
             "ip": new.ip,
             "user_agent": new.user_agent,
         },
     )
-    connection.execute(
+    transaction.execute(
         _INSERT_REFRESH,
         {
             "id": new.refresh_token_id,
@@ -113,16 +118,18 @@ def insert_session(connection: Connection, new: NewSession) -> None:
     )
 
 
-def _session_record(row) -> SessionRecord:  # type: ignore[no-untyped-def]
+def _session_record(row: Row) -> SessionRecord:
+    """A SessionRecord from a row of _SESSION_COLUMNS (Core) or _SELECT_LIVE_SESSION (SQL)."""
+    session_id, user_id, username, created_at, last_seen_at, expires_at, ip, user_agent = row
     return SessionRecord(
-        id=row.id,
-        user_id=row.user_id,
-        username=row.username,
-        created_at=row.created_at,
-        last_seen_at=row.last_seen_at,
-        expires_at=row.expires_at,
-        ip=row.ip,
-        user_agent=row.user_agent,
+        id=session_id,
+        user_id=user_id,
+        username=username,
+        created_at=utc_required(created_at),
+        last_seen_at=utc_required(last_seen_at),
+        expires_at=utc_required(expires_at),
+        ip=ip,
+        user_agent=user_agent,
     )
 
 
@@ -132,13 +139,13 @@ class SessionStore:
 
     def live_session(self, session_id: str, now: datetime) -> SessionRecord | None:
         """The session if it is neither revoked nor expired."""
-        with self._database.reading() as connection:
-            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
+        with self._database.direct.reading() as transaction:
+            row = transaction.first(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now})
             return None if row is None else _session_record(row)
 
     def touch(self, session_id: str, now: datetime) -> None:
-        with self._database.writing() as connection:
-            connection.execute(_TOUCH, {"session_id": session_id, "now": now})
+        with self._database.direct.writing() as transaction:
+            transaction.execute(_TOUCH, {"session_id": session_id, "now": now})
 
     def rotate_refresh(
         self, token_id: str, session_id: str, now: datetime, successor: Callable[[SessionRecord], tuple[str, datetime]]
@@ -149,43 +156,26 @@ class SessionStore:
         Of several concurrent calls with one token, exactly one finds it unspent; every other
         call finds it spent and so revokes the session, as RFC 9700 recommends.
         """
-        with self._database.writing() as connection:
-            row = connection.execute(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now}).first()
+        token = {"token_id": token_id, "session_id": session_id}
+        with self._database.direct.writing() as transaction:
+            row = transaction.first(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now})
             if row is None:
                 # Revoked or over: nothing is spent; a spent token still counts as reused.
-                spent_before = self._spent_at(connection, token_id, session_id) is not None
-                return Rotation.REUSED if spent_before else Rotation.UNKNOWN
-            spent = (
-                connection.execute(
-                    _SPEND_REFRESH, {"b_token_id": token_id, "b_session_id": session_id, "now": now}
-                ).rowcount
-                == 1
-            )
-            if not spent:
-                return self._after_failed_spend(connection, token_id, session_id, now)
+                spent = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
+                return Rotation.REUSED if spent is not None and spent[0] is not None else Rotation.UNKNOWN
+            if transaction.execute(_SPEND_REFRESH, {**token, "now": now}) != 1:
+                spent = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
+                if spent is None or spent[0] is None:
+                    return Rotation.UNKNOWN  # no such token, or it has expired
+                transaction.execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
+                return Rotation.REUSED
             new_token_id, new_expires_at = successor(_session_record(row))
-            connection.execute(
+            transaction.execute(
                 _INSERT_REFRESH,
                 {"id": new_token_id, "session_id": session_id, "issued_at": now, "expires_at": new_expires_at},
             )
-            connection.execute(_TOUCH, {"session_id": session_id, "now": now})
+            transaction.execute(_TOUCH, {"session_id": session_id, "now": now})
             return Rotation.ROTATED
-
-    @staticmethod
-    def _spent_at(connection: Connection, token_id: str, session_id: str) -> datetime | None:
-        return connection.execute(
-            select(refresh_tokens.c.spent_at).where(
-                refresh_tokens.c.id == token_id, refresh_tokens.c.session_id == session_id
-            )
-        ).scalar_one_or_none()
-
-    def _after_failed_spend(self, connection: Connection, token_id: str, session_id: str, now: datetime) -> Rotation:
-        if self._spent_at(connection, token_id, session_id) is None:
-            return Rotation.UNKNOWN
-        connection.execute(
-            update(sessions).where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)).values(revoked_at=now)
-        )
-        return Rotation.REUSED
 
     def count_live(self, now: datetime) -> int:
         with self._database.reading() as connection:

@@ -1,0 +1,123 @@
+"""Plain SQL on the DB-API connection, for the statements every login and every request runs.
+
+Why not SQLAlchemy Core here: on SQLite, Core's Connection costs about 25 us per transaction and
+its execution layer about 20 us per statement on top of the 5-10 us SQLite itself spends
+(measured with bench/login_cost.py; see docs/performance.md); on the login and gateway paths that was most of the
+server's time. These statements are fixed strings with `:name` parameters, run on a connection
+from SQLAlchemy's pool, so the engine, the pool, pre-ping and the migrations stay SQLAlchemy's.
+Operator and other infrequent paths keep Core, which reads better for dynamic statements.
+
+Both databases see the same text: sqlite3 takes `:name` as it is; for psycopg it becomes
+`%(name)s`. Datetimes go in as aware UTC datetimes and come out as aware UTC datetimes, stored as
+SQLAlchemy's UTCDateTime columns store them (models.py), so both kinds of access share rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Engine
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+Row = tuple[Any, ...]
+
+
+@cache
+def _pyformat(sql: str) -> str:
+    """`:name` parameters as psycopg's `%(name)s`."""
+    if "%" in sql:
+        raise ValueError("a literal % in fixed SQL would need escaping for psycopg")
+    return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
+
+
+def utc(value: datetime | str | None) -> datetime | None:
+    """A datetime column's value as an aware UTC datetime (SQLite gives text, PostgreSQL naive)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC)
+
+
+def utc_required(value: datetime | str) -> datetime:
+    moment = utc(value)
+    assert moment is not None  # the column is NOT NULL
+    return moment
+
+
+class Transaction:
+    """Statements inside one transaction on one DB-API connection."""
+
+    def __init__(self, cursor: Any, sqlite: bool) -> None:
+        self._cursor = cursor
+        self._sqlite = sqlite
+
+    def execute(self, sql: str, parameters: Mapping[str, object]) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        self._run(sql, parameters)
+        return int(self._cursor.rowcount)
+
+    def first(self, sql: str, parameters: Mapping[str, object]) -> Row | None:
+        """Run a statement and return its first row (or None)."""
+        self._run(sql, parameters)
+        row: Row | None = self._cursor.fetchone()
+        return row
+
+    def _run(self, sql: str, parameters: Mapping[str, object]) -> None:
+        self._cursor.execute(
+            sql if self._sqlite else _pyformat(sql),
+            {name: self._bind(value) for name, value in parameters.items()},
+        )
+
+    def _bind(self, value: object) -> object:
+        if not isinstance(value, datetime):
+            return value
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        # SQLAlchemy's SQLite DateTime text, which string comparisons in SQL depend on.
+        return naive.isoformat(sep=" ", timespec="microseconds") if self._sqlite else naive
+
+
+class DirectAccess:
+    """Transactions on the engine's pooled DB-API connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """Reads only; on SQLite each statement is consistent on its own (autocommit)."""
+        connection = self._engine.raw_connection()
+        try:
+            yield Transaction(connection.cursor(), self._sqlite)
+        finally:
+            connection.rollback()  # ends PostgreSQL's implicit transaction; nothing to keep
+            connection.close()
+
+    @contextmanager
+    def writing(self) -> Iterator[Transaction]:
+        """One write transaction: committed when the block ends, rolled back when it raises.
+
+        On SQLite it begins IMMEDIATE, so concurrent writers queue on the busy timeout instead of
+        failing to upgrade a read lock (the same rule as Database.writing).
+        """
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            if self._sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(cursor, self._sqlite)
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()
