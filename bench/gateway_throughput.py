@@ -70,7 +70,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="cypher-gateway-") as tmp:
-        with gunicorn(Path(tmp) / "cypher", {}, workers=0) as cypher:
+        # Rate limits on, as in production (the test helper turns them off): the gateway must
+        # stay fast with the limiter installed, although no limit covers it.
+        with gunicorn(Path(tmp) / "cypher", {"CYPHER_RATELIMIT_ENABLED": "true"}, workers=0) as cypher:
             token = session_cookie(cypher.client)
             gateway = wrk(
                 f"http://127.0.0.1:{cypher.port}/auth/verify", args.seconds, args.connections,

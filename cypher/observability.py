@@ -114,16 +114,17 @@ def install_observability(app: Flask) -> None:
             result = "success" if response.status_code == 200 else "failure"
             metrics.logins.labels(LOGIN_STEPS[endpoint], result).inc()
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        log.info(
-            "request",
-            extra={
-                "request_id": g.get("request_id"),
-                "method": request.method,
-                "endpoint": endpoint,
-                "status": response.status_code,
-                "duration_ms": round(duration * 1000, 2),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "duration_ms": round(duration * 1000, 2),
+                },
+            )
         return response
 
     @app.get("/metrics")
