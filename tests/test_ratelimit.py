@@ -38,6 +38,17 @@ def test_the_fourth_request_in_a_minute_is_refused(limited: Flask) -> None:
     assert client.get("/healthz").status_code == 200  # operations are not limited
 
 
+def test_the_gateway_and_pages_are_never_limited_and_spend_nothing(limited: Flask) -> None:
+    client = limited.test_client()
+    for _ in range(10):
+        assert client.get("/auth/verify").status_code == 401  # no session, but never 429
+        assert client.get("/login").status_code == 200
+        assert "Retry-After" not in client.get("/auth/verify").headers
+    for _ in range(3):  # the auth endpoints' budget is untouched, and still enforced
+        assert client.post("/login/init", json={}).status_code == 400
+    _error(client.post("/login/init", json={}), 429, "rate_limited")
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="Redis: set CYPHER_TEST_REDIS_URL (.ci/run does when Redis answers)")
 def test_a_limit_reached_through_one_worker_holds_on_another(app_config: dict[str, object]) -> None:
     shared = {

@@ -3,8 +3,9 @@
 One `Store` per application, with one part per domain (as Authelia's storage does): `accounts`
 (users and OPAQUE protocol state), `second_factor` (TOTP, recovery codes, pass-auth attempts) and
 `sessions` (sessions and refresh tokens). Services get plain records, never rows or connections;
-every method is one transaction. The ORM classes in models.py only define the tables: Core costs
-a fraction of an ORM session on the login path (see bench/login_cost.py).
+every method is one transaction. The ORM classes in models.py only define the tables. The
+statements every login and request run are plain SQL on the pooled DB-API connection (sql.py);
+the rest use SQLAlchemy Core (docs/performance.md says why).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ Row = tuple[Any, ...]
 
 
 @cache
-def _pyformat(sql: str) -> str:
+def pyformat(sql: str) -> str:
     """`:name` parameters as psycopg's `%(name)s`."""
     if "%" in sql:
         raise ValueError("a literal % in fixed SQL would need escaping for psycopg")
@@ -70,7 +70,7 @@ class Transaction:
 
     def _run(self, sql: str, parameters: Mapping[str, object]) -> None:
         self._cursor.execute(
-            sql if self._sqlite else _pyformat(sql),
+            sql if self._sqlite else pyformat(sql),
             {name: self._bind(value) for name, value in parameters.items()},
         )
 
