@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.schema import Table
 
 from cypher.store.sql import DirectAccess
 
@@ -67,11 +65,6 @@ class Database:
     def writing(self) -> Iterator[Connection]:
         with self._write_engine.begin() as connection:
             yield connection
-
-    def insert_for_upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """An INSERT in this database's dialect, which offers ON CONFLICT ... DO UPDATE."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""

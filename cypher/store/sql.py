@@ -1,11 +1,11 @@
 """Plain SQL on the DB-API connection, for the statements every login and every request runs.
 
 Why not SQLAlchemy Core here: on SQLite, Core's Connection costs about 25 us per transaction and
-its execution layer about 20 us per statement on top of the 5-10 us SQLite itself spends
-(measured with bench/login_cost.py; see docs/performance.md); on the login and gateway paths that was most of the
-server's time. These statements are fixed strings with `:name` parameters, run on a connection
-from SQLAlchemy's pool, so the engine, the pool, pre-ping and the migrations stay SQLAlchemy's.
-Operator and other infrequent paths keep Core, which reads better for dynamic statements.
+its execution layer about 20 us per statement on top of the 5-10 us SQLite itself spends; on the
+login and gateway paths that was about half of the server's time (docs/performance.md). These
+statements are fixed strings with `:name` parameters, run on a connection from SQLAlchemy's pool,
+so the engine, the pool, pre-ping and the migrations stay SQLAlchemy's. Operator and other
+infrequent paths keep Core, which reads better for dynamic statements.
 
 Both databases see the same text: sqlite3 takes `:name` as it is; for psycopg it becomes
 `%(name)s`. Datetimes go in as aware UTC datetimes and come out as aware UTC datetimes, stored as
@@ -41,12 +41,14 @@ def utc(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def utc_required(value: datetime | str) -> datetime:
+    """`utc` for a NOT NULL column."""
     moment = utc(value)
-    assert moment is not None  # the column is NOT NULL
+    if moment is None:
+        raise ValueError("NULL in a NOT NULL datetime column")
     return moment
 
 
