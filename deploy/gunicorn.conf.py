@@ -7,6 +7,7 @@ so any number of workers may start at once.
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 
 bind = os.environ.get("CYPHER_BIND", "127.0.0.1:8000")
@@ -20,8 +21,11 @@ keepalive = 5
 forwarded_allow_ips = os.environ.get("CYPHER_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Prometheus counters of every worker, summed at each scrape of /metrics (set before any worker
-# imports prometheus_client).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="cypher-metrics-"))
+# imports prometheus_client). A directory made here is removed again when gunicorn exits.
+_own_metrics_dir = None
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _own_metrics_dir = tempfile.mkdtemp(prefix="cypher-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
@@ -29,6 +33,11 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _own_metrics_dir is not None:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 accesslog = "-"

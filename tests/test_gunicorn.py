@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.gunicorn_server import gunicorn
 from tests.opaque_client import OpaqueActions
 
@@ -30,3 +32,14 @@ def test_three_workers_start_together_and_serve(tmp_path: Path) -> None:
         log = server.log()
     assert log.count("Booting worker") == 3
     assert "v4.local." not in log and "enrollmentToken" not in log  # no token in the access log
+
+
+def test_the_metrics_directory_it_made_is_gone_after_it_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "tmp"  # gunicorn's temporary directories go here
+    scratch.mkdir()
+    settings = {"TMPDIR": str(scratch)}
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # deploy/gunicorn.conf.py makes its own
+    with gunicorn(tmp_path, settings, workers=1) as server:
+        assert server.client.get("/healthz").status_code == 200
+        assert [path.name.startswith("cypher-metrics-") for path in scratch.iterdir()] == [True]
+    assert list(scratch.iterdir()) == []
