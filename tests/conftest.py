@@ -19,6 +19,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from cypher import create_app
 from cypher.services.clock import ManualClock
 from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
+from cypher.store import Store
+from cypher.store.migrate import upgrade
 from cypher.wiring import Services
 from tests.auth_actions import AuthActions, Enrolled
 from tests.opaque_client import OpaqueActions
@@ -48,6 +50,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(plain_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated store on its own, without the application."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    yield store
+    store.dispose()
 
 
 @pytest.fixture

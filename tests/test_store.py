@@ -5,7 +5,6 @@ Every test here takes `database_url`, which conftest parametrizes over both data
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,14 +19,6 @@ from tests.concurrency import race
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=5)
 SECRET = SealedValue("kid", b"sealed-secret")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    upgrade(store.engine)
-    yield store
-    store.dispose()
 
 
 def _seal_record(sealed: SealedValue) -> SealedValue:

@@ -6,27 +6,17 @@ microsecond, and expiry comparisons at the boundary (SQLite compares the stored 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cypher.services.sealing import SealedValue
 from cypher.store import NewSession, Store
-from cypher.store.migrate import upgrade
 from cypher.store.sessions import insert_session
 from cypher.store.sql import pyformat
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=5)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
-    upgrade(store.engine)
-    yield store
-    store.dispose()
 
 
 def _user_id(store: Store, username: str = "alice") -> int:

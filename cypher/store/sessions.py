@@ -118,6 +118,12 @@ def insert_session(transaction: Transaction, new: NewSession) -> None:
     )
 
 
+def _was_spent(transaction: Transaction, token: dict[str, str]) -> bool:
+    """Whether the refresh token (`token_id`, `session_id`) exists and was spent before."""
+    row = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
+    return row is not None and row[0] is not None
+
+
 def _session_record(row: Row) -> SessionRecord:
     """A SessionRecord from a row of _SESSION_COLUMNS (Core) or _SELECT_LIVE_SESSION (SQL)."""
     session_id, user_id, username, created_at, last_seen_at, expires_at, ip, user_agent = row
@@ -161,11 +167,9 @@ class SessionStore:
             row = transaction.first(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now})
             if row is None:
                 # Revoked or over: nothing is spent; a spent token still counts as reused.
-                spent = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
-                return Rotation.REUSED if spent is not None and spent[0] is not None else Rotation.UNKNOWN
+                return Rotation.REUSED if _was_spent(transaction, token) else Rotation.UNKNOWN
             if transaction.execute(_SPEND_REFRESH, {**token, "now": now}) != 1:
-                spent = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
-                if spent is None or spent[0] is None:
+                if not _was_spent(transaction, token):
                     return Rotation.UNKNOWN  # no such token, or it has expired
                 transaction.execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
                 return Rotation.REUSED
