@@ -12,10 +12,12 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cypher.config import ConfigError, load_config, production_problems
+from cypher.forward_auth import ForwardAuth
 from cypher.http import register_error_handlers
 from cypher.keys import load_or_create_keyring, permissions_too_open
-from cypher.observability import install_observability
+from cypher.observability import ObservedApp, install_observability
 from cypher.ratelimit import install_rate_limits
+from cypher.security_headers import SecurityHeaders
 from cypher.services.clock import system_clock
 from cypher.store import Store
 from cypher.store.migrate import upgrade
@@ -42,21 +44,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["MIGRATE_ON_START"]:
         upgrade(store.engine)
     clock = app.config.get("CLOCK", system_clock)
-    app.extensions[EXTENSION_NAME] = build_services(app.config, keyring, store, clock)
+    services = build_services(app.config, keyring, store, clock)
+    app.extensions[EXTENSION_NAME] = services
 
-    proxies = app.config["TRUSTED_PROXIES"]
-    if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     register_error_handlers(app)
     from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
 
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
     install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
-    install_observability(app)
+    metrics = install_observability(app)
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty.
         CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True)
+
+    # The WSGI layers, outermost first: request ids, metrics and logs; security headers; the
+    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies.
+    wsgi_app = app.wsgi_app
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        wsgi_app = ProxyFix(wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    wsgi_app = ForwardAuth(wsgi_app, services.sessions)
+    wsgi_app = SecurityHeaders(wsgi_app, production=app.config["CYPHER_ENV"] == "production")
+    app.wsgi_app = ObservedApp(wsgi_app, metrics)  # type: ignore[method-assign]
 
     from cypher.cli import register_commands
 

@@ -7,14 +7,18 @@ import binascii
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from cypher.services.errors import CypherError, InvalidMessage, InvalidRequest
 
 log = logging.getLogger(__name__)
+
+# A WSGI application, for the middleware at the edge (PEP 3333).
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
@@ -39,10 +43,13 @@ STATUS_BY_CODE: dict[str, int] = {
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
+def error_json(code: str, message: str) -> bytes:
+    """The API's error shape as a body, exactly as jsonify writes it."""
+    return json.dumps({"error": message, "code": code}, separators=(",", ":")).encode("ascii") + b"\n"
+
+
 def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": message, "code": code})
-    response.status_code = status
-    return response
+    return Response(error_json(code, message), status=status, mimetype="application/json")
 
 
 def json_body() -> dict[str, Any]:

@@ -16,20 +16,25 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cypher.http import error_response
+from cypher.http import WsgiApp, error_response
 from cypher.wiring import services
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LOOPBACK = {"127.0.0.1", "::1"}
 # Which endpoints are login steps, for the outcome counter.
 LOGIN_STEPS = {"opaque.login_finish": "password", "totp.verify_login": "second_factor"}
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Set in the WSGI environ: the request's id, and the name of the endpoint that answered it.
+REQUEST_ID_KEY = "cypher.request_id"
+ENDPOINT_KEY = "cypher.endpoint"
 
 log = logging.getLogger("cypher.requests")
 
@@ -81,6 +86,20 @@ class Metrics:
         )
         self.sessions = LiveSessions(app)
         self.registry.register(self.sessions)
+        # labels() validates and locks on every call; its children are looked up here instead.
+        self._latency_by_labels: dict[tuple[str, str, int], Histogram] = {}
+
+    def record(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        """One answered request: its latency, and the outcome when it was a login step."""
+        method = method if method in KNOWN_METHODS else "other"  # no label per invented method
+        key = (method, endpoint, status)
+        latency = self._latency_by_labels.get(key)
+        if latency is None:
+            latency = self._latency_by_labels[key] = self.latency.labels(method, endpoint, str(status))
+        latency.observe(seconds)
+        step = LOGIN_STEPS.get(endpoint)
+        if step is not None:
+            self.logins.labels(step, "success" if status == 200 else "failure").inc()
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -91,7 +110,54 @@ class Metrics:
         return generate_latest(registry)
 
 
-def install_observability(app: Flask) -> None:
+class ObservedApp:
+    """WSGI middleware around everything: a request id on every response, its latency in the
+    metrics, and one log line (when INFO is on).
+
+    At the WSGI edge rather than in Flask's hooks, so that responses answered before Flask (the
+    nginx gateway, forward_auth.py) are observed alike, and because Flask's hooks and request
+    proxies cost more than the work itself. The endpoint's name is left in the environ by
+    whichever layer answered (ENDPOINT_KEY).
+    """
+
+    def __init__(self, wsgi_app: WsgiApp, metrics: Metrics) -> None:
+        self._wsgi_app = wsgi_app
+        self._metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        environ[REQUEST_ID_KEY] = request_id
+        statuses: list[str] = []
+
+        def start_with_request_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            statuses.append(status)
+            headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        body = self._wsgi_app(environ, start_with_request_id)
+        seconds = time.perf_counter() - started
+        method, endpoint = environ.get("REQUEST_METHOD", ""), environ.get(ENDPOINT_KEY) or "unmatched"
+        status = int(statuses[-1][:3]) if statuses else 500
+        self._metrics.record(method, endpoint, status, seconds)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "endpoint": endpoint,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                },
+            )
+        return body
+
+
+def install_observability(app: Flask) -> Metrics:
+    """Log format, the /metrics endpoint and endpoint names; wrap the WSGI app in ObservedApp
+    with the returned metrics."""
     if app.config["LOG_FORMAT"] == "json":
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLinesFormatter())
@@ -99,32 +165,9 @@ def install_observability(app: Flask) -> None:
         logging.getLogger("cypher").setLevel(logging.INFO)
     metrics = Metrics(app)
 
-    @app.before_request
-    def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
-        g.started = time.perf_counter()
-
     @app.after_request
-    def _finish(response: Response) -> Response:
-        endpoint = request.endpoint or "unmatched"
-        duration = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.latency.labels(request.method, endpoint, str(response.status_code)).observe(duration)
-        if endpoint in LOGIN_STEPS:
-            result = "success" if response.status_code == 200 else "failure"
-            metrics.logins.labels(LOGIN_STEPS[endpoint], result).inc()
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "request_id": g.get("request_id"),
-                    "method": request.method,
-                    "endpoint": endpoint,
-                    "status": response.status_code,
-                    "duration_ms": round(duration * 1000, 2),
-                },
-            )
+    def _name_endpoint(response: Response) -> Response:
+        request.environ[ENDPOINT_KEY] = request.endpoint
         return response
 
     @app.get("/metrics")
@@ -135,3 +178,5 @@ def install_observability(app: Flask) -> None:
         if not allowed:
             return error_response(403, "forbidden", "Metrics are for loopback clients or the metrics token.")
         return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+    return metrics

@@ -60,3 +60,11 @@ def test_json_logs_carry_the_request_but_no_token(
     everything = "\n".join(formatter.format(record) for record in caplog.records)
     assert tokens["accessToken"] not in everything and "v4.local." not in everything
     assert user.password not in everything
+
+
+def test_invented_methods_share_one_label(client: FlaskClient) -> None:
+    """A client cannot grow the metrics with a label per method it makes up."""
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        assert client.open("/healthz", method=method).status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in text and "BREW" not in text and "PROPFIND" not in text

@@ -1,10 +1,11 @@
 """docs/openapi.yaml against the code, so the two cannot drift apart.
 
-The document must be OpenAPI 3.1, list exactly the (path, method) pairs the Flask app routes,
-resolve every `$ref`, and give each error response only `code` values the server really uses,
-under the status the server sends them with. The server's codes are read from the code itself:
-`cypher.http.STATUS_BY_CODE` (the domain errors), the HTTPException mapping in cypher/http.py,
-and the literal codes passed to `error_response(` anywhere in cypher/.
+The document must be OpenAPI 3.1, list exactly the (path, method) pairs the app answers (Flask's
+routes and the gateway answered before them), resolve every `$ref`, and give each error response
+only `code` values the server really uses, under the status the server sends them with. The
+server's codes are read from the code itself: `cypher.http.STATUS_BY_CODE` (the domain errors),
+the HTTPException mapping in cypher/http.py, and the literal codes passed to `error_response(`
+anywhere in cypher/.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from flask import Flask
 
+from cypher import forward_auth
 from cypher.http import STATUS_BY_CODE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +58,8 @@ def routed_operations(app: Flask) -> set[Operation]:
             continue
         path = FLASK_PARAMETER.sub(r"{\1}", rule.rule)
         operations |= {(path, method.lower()) for method in rule.methods or () if method not in IGNORED_FLASK_METHODS}
+    # Answered before Flask's routing (cypher/forward_auth.py); HEAD as Flask would.
+    operations |= {(forward_auth.PATH, method.lower()) for method in forward_auth.METHODS if method != "HEAD"}
     return operations
 
 

@@ -6,14 +6,20 @@ microsecond, and expiry comparisons at the boundary (SQLite compares the stored 
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from cypher.services.sealing import SealedValue
 from cypher.store import NewSession, Store
+from cypher.store.migrate import upgrade
 from cypher.store.sessions import insert_session
 from cypher.store.sql import pyformat
+from tests.concurrency import race
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=5)
@@ -89,3 +95,61 @@ def test_named_parameters_become_psycopg_placeholders() -> None:
     assert pyformat("SELECT x::text, :step") == "SELECT x::text, %(step)s"  # casts stay casts
     with pytest.raises(ValueError, match="%"):
         pyformat("SELECT 1 WHERE name LIKE 'a%'")
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """SQLite only: its connections are kept by DirectAccess, PostgreSQL's by SQLAlchemy's pool."""
+    store = Store(f"sqlite:///{tmp_path / 'cypher.db'}")
+    upgrade(store.engine)
+    yield store
+    store.dispose()
+
+
+def _open_database_files(path: str) -> int:
+    """How many of this process's file descriptors are open on the SQLite file `path`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == path
+        except OSError:
+            continue
+    return count
+
+
+def test_sqlite_transactions_reuse_their_connection(sqlite_store: Store) -> None:
+    """A TEMP table lives on one connection only: the next transaction finds it."""
+    store = sqlite_store
+    with store.database.direct.writing() as transaction:
+        transaction.execute("CREATE TEMP TABLE marker (x INTEGER)", {})
+    with store.database.direct.reading() as transaction:
+        assert transaction.first("SELECT count(*) FROM temp.marker", {}) == (0,)
+
+
+def test_sqlite_connections_hold_under_concurrent_transactions(sqlite_store: Store) -> None:
+    """Threads writing and reading at once each get a connection of their own; a finished
+    read leaves no snapshot behind, so each sees every commit before it; none is lost."""
+    store = sqlite_store
+    user_id = _user_id(store)
+    counter = itertools.count()
+
+    def write_then_read() -> int:
+        session_id = f"session-{next(counter)}"
+        with store.database.direct.writing() as transaction:
+            insert_session(transaction, _session(user_id, session_id))
+        assert store.sessions.live_session(session_id, NOW) is not None
+        return 1
+
+    outcomes = [outcome for _ in range(5) for outcome in race(16, write_then_read)]
+    assert outcomes == [1] * 80
+    assert len(store.sessions.list_live(user_id, NOW)) == 80
+
+
+def test_dispose_closes_the_kept_connections(sqlite_store: Store) -> None:
+    store = sqlite_store
+    _user_id(store)
+    race(12, lambda: store.accounts.find_user("alice"))  # more connections than are kept
+    database_path = store.engine.url.database
+    assert database_path is not None and _open_database_files(database_path) > 0
+    store.dispose()
+    assert _open_database_files(database_path) == 0

@@ -23,9 +23,14 @@ def client_info() -> ClientInfo:
     return ClientInfo(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
 
 
-def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def bearer_from(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, or None."""
+    scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def bearer_token() -> str | None:
+    return bearer_from(request.headers.get("Authorization", ""))
 
 
 def check_origin() -> None:

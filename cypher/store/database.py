@@ -72,4 +72,5 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        self.direct.dispose()
         self.engine.dispose()

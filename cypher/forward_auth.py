@@ -1,0 +1,85 @@
+"""GET /auth/verify, the question nginx's auth_request asks (API.md: Gateway and operations),
+answered at the WSGI layer, before Flask.
+
+nginx asks it once for every request to every application it guards, so it is the hottest path
+of a deployment. Flask's dispatch (request context, routing, hooks, the response object) cost
+more than the check itself (docs/performance.md), so this path does only what the gateway needs:
+read the access token, check it and its session, answer. The request id, security headers,
+metrics and log line are added around it by the same middleware as for every other response
+(see create_app), and the session check is the one every other endpoint uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.http import parse_cookie
+
+from cypher.blueprints.authn import ACCESS_COOKIE, bearer_from
+from cypher.http import WsgiApp, error_json
+from cypher.observability import ENDPOINT_KEY
+from cypher.services.errors import InvalidToken
+from cypher.services.sessions import SessionService
+
+PATH = "/auth/verify"
+ENDPOINT = "gateway.auth_verify"  # its name in metrics and logs
+METHODS = ("GET", "HEAD")
+
+log = logging.getLogger(__name__)
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+class ForwardAuth:
+    """WSGI middleware answering GET and HEAD /auth/verify; everything else goes to `wsgi_app`."""
+
+    def __init__(self, wsgi_app: WsgiApp, sessions: SessionService) -> None:
+        self._wsgi_app = wsgi_app
+        self._sessions = sessions
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH:
+            return self._wsgi_app(environ, start_response)
+        environ[ENDPOINT_KEY] = ENDPOINT
+        method = environ.get("REQUEST_METHOD", "")
+        if method in METHODS:
+            status, headers, body = self._verify(environ)
+        else:
+            status, headers, body = _error("405 METHOD NOT ALLOWED", "method_not_allowed", "Use GET or HEAD.")
+            headers.append(("Allow", ", ".join(METHODS)))
+        start_response(status, headers)
+        return [b"" if method == "HEAD" else body]
+
+    def _verify(self, environ: dict[str, Any]) -> Answer:
+        token = bearer_from(environ.get("HTTP_AUTHORIZATION", ""))
+        if token is None and ACCESS_COOKIE in environ.get("HTTP_COOKIE", ""):
+            token = parse_cookie(environ["HTTP_COOKIE"]).get(ACCESS_COOKIE)
+        try:
+            if not token:
+                raise InvalidToken("Log in first.")
+            principal = self._sessions.verify(token)
+        except InvalidToken as error:
+            return _error("401 UNAUTHORIZED", error.code, error.message)
+        except Exception:
+            # Logged with its traceback for the operator, as Flask's handler does; nginx sees a 500.
+            log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), PATH)
+            return _error("500 INTERNAL SERVER ERROR", "internal_error", "Internal server error.")
+        headers = [
+            ("X-Cypher-User", principal.username),
+            ("X-Cypher-Session", principal.session_id),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", "0"),
+        ]
+        return "200 OK", headers, b""
+
+
+def _error(status: str, code: str, message: str) -> Answer:
+    body = error_json(code, message)
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
+    return status, headers, body
