@@ -98,7 +98,8 @@ def register_commands(app: Flask) -> None:
     def sessions_list(username: str | None) -> None:
         _echo_sessions(_admin_call(lambda: services().admin.sessions(username)))
 
-    @sessions.command("revoke")
+    # Session ids are URL-safe base64 and may begin with "-": taken as the id, not as an option.
+    @sessions.command("revoke", context_settings={"ignore_unknown_options": True})
     @click.argument("session_id")
     def sessions_revoke(session_id: str) -> None:
         _admin_call(lambda: services().admin.revoke_session(session_id))

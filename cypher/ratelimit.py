@@ -14,9 +14,9 @@ from flask_limiter.util import get_remote_address
 class BlueprintLimiter(Limiter):
     """Flask-Limiter, consulted only for requests to the blueprints it limits.
 
-    Flask-Limiter checks every request of the application, limited or not; for the nginx
-    gateway's /auth/verify, which no limit covers, that check was a tenth of the request
-    (bench/gateway_throughput.py). Limits themselves are Flask-Limiter's, unchanged.
+    Flask-Limiter checks every request of the application, limited or not; on a request no
+    limit covers (the pages, /healthz) that check cost a tenth of the request. Limits themselves
+    are Flask-Limiter's, unchanged. (The nginx gateway's /auth/verify never reaches Flask.)
     """
 
     def __init__(self, app: Flask, limited: list[Blueprint], **options: object) -> None:

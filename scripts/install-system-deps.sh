@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what Cypher needs from the system when it is missing, and nothing when it is all there:
-# Python's venv module, Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x);
+# Python's venv module (for $PYTHON, default python3), Node.js with npm, and the library libopaque.so.0 (libopaque 1.0.x);
 # with --test-tools, Debian's chromium, nginx and openssl for the tests that run them.
 #
 # Debian 13 and recent Ubuntu releases ship libopaque0 in their own archive. Debian 12 does not:
@@ -38,7 +38,7 @@ if [ "${1:-}" = "--test-tools" ]; then
     exit 0
 fi
 
-python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+"${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 
 if ldconfig -p 2>/dev/null | grep -q 'libopaque\.so\.0 '; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from cypher import create_app
 from cypher.services.errors import InvalidToken
 from cypher.services.tokens import TokenPurpose
+from cypher.store import NewSession
+from cypher.store.sessions import insert_session
 from tests.auth_actions import AuthActions, Enrolled
 from tests.test_opaque_api import _error
 
@@ -61,6 +64,25 @@ def test_sessions_list_and_revoke(
     assert client.post("/api/verify-access", headers=_bearer(tokens)).status_code == 401
     assert runner.invoke(args=["sessions", "revoke", session_id]).exit_code == 1
     assert "0 live session(s)" in runner.invoke(args=["sessions", "list", "alice"]).output
+
+
+def test_a_session_id_beginning_with_a_dash_is_an_id(
+    runner: FlaskCliRunner,
+    services,
+    clock,
+    user: Enrolled,  # type: ignore[no-untyped-def]
+) -> None:
+    """One session id in 64 begins with "-" (URL-safe base64); the command must not read it as an option."""
+    alice = services.store.accounts.find_user("alice")
+    now = clock()
+    row = NewSession(
+        "-9yFHLNjMKXGPfhgAR0BXmXj898rqCOZ", alice.id, "refresh-1", now, now + timedelta(days=1), None, None
+    )
+    with services.store.database.direct.writing() as transaction:
+        insert_session(transaction, row)
+    revoked = runner.invoke(args=["sessions", "revoke", row.session_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert services.store.sessions.live_session(row.session_id, now) is None
 
 
 def test_users_delete(runner: FlaskCliRunner, services, user: Enrolled) -> None:  # type: ignore[no-untyped-def]

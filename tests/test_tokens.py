@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from datetime import timedelta
 
 import paseto
 import pytest
 from paseto.keys.symmetric_key import SymmetricKey
+from paseto.protocols.v4 import ProtocolVersion4
 
 from cypher.keys import KeyPurpose, KeyRing, KeySet, generate_keyring
 from cypher.services.clock import ManualClock
@@ -156,3 +158,46 @@ def test_session_bound_purposes_require_a_session(keyring: KeyRing, clock: Manua
         service.mint(TokenPurpose.ACCESS, "alice")
     with pytest.raises(ValueError):
         service.mint(TokenPurpose.PASS_AUTH, "alice", session_id="s")
+
+
+def test_tokens_are_plain_paseto_both_ways(keyring: KeyRing, clock: ManualClock) -> None:
+    """TokenService drives paseto's v4 protocol itself; its tokens are the library's in every byte
+    that matters: paseto.parse reads ours, and a token from paseto.create (as Cypher minted them
+    before) still parses."""
+    service = _service(keyring, clock)
+    key_set = keyring[KeyPurpose.ACCESS]
+    key = SymmetricKey.v4(key_set.current)
+    ours = paseto.parse(key=key, purpose="local", token=_mint(service, TokenPurpose.ACCESS), validate=False)
+    assert ours["footer"] == {"kid": key_set.current_key_id}
+    assert ours["message"]["sub"] == "alice" and ours["message"]["typ"] == "access"
+    claims = {
+        "sub": "alice",
+        "typ": "access",
+        "jti": "from-paseto-create",
+        "iat": clock().isoformat(timespec="seconds"),
+        "exp": (clock() + timedelta(seconds=60)).isoformat(timespec="seconds"),
+        "iss": "cypher.test",
+        "sid": "session-1",
+    }
+    theirs = paseto.create(key=key, purpose="local", claims=claims, footer={"kid": key_set.current_key_id})
+    assert service.parse(theirs, TokenPurpose.ACCESS).token_id == "from-paseto-create"
+
+
+def test_a_footer_written_otherwise_is_refused(keyring: KeyRing, clock: ManualClock) -> None:
+    """The key is chosen by the footer exactly as Cypher writes it; the same key id in other JSON
+    (spaces here) names no key, although the token is otherwise valid."""
+    service = _service(keyring, clock)
+    key_set = keyring[KeyPurpose.ACCESS]
+    claims = {
+        "sub": "alice",
+        "typ": "access",
+        "jti": "x",
+        "iat": clock().isoformat(timespec="seconds"),
+        "exp": (clock() + timedelta(seconds=60)).isoformat(timespec="seconds"),
+        "iss": "cypher.test",
+        "sid": "session-1",
+    }
+    spaced_footer = json.dumps({"kid": key_set.current_key_id}).encode()  # {"kid": "..."} with a space
+    token = ProtocolVersion4.encrypt(json.dumps(claims).encode(), SymmetricKey.v4(key_set.current), spaced_footer)
+    with pytest.raises(InvalidToken):
+        service.parse(token.decode(), TokenPurpose.ACCESS)

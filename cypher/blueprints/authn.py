@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
+from werkzeug.http import dump_cookie
 
 from cypher.services.errors import InvalidToken, OriginRejected
 from cypher.services.sessions import ClientInfo, Principal, SessionTokens
@@ -75,7 +76,9 @@ def current_principal() -> Principal:
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int, path: str) -> None:
-    response.set_cookie(
+    # Max-Age alone (max_age 0 deletes): every browser honours it, and werkzeug's set_cookie
+    # would also write an Expires twin, an HTTP date computed for each of a login's cookies.
+    cookie = dump_cookie(
         name,
         value,
         max_age=max_age,
@@ -83,7 +86,9 @@ def _cookie(response: Response, name: str, value: str, max_age: int, path: str) 
         secure=current_app.config["COOKIE_SECURE"],
         httponly=True,
         samesite="Strict",
+        sync_expires=False,
     )
+    response.headers.add("Set-Cookie", cookie)
 
 
 def set_pass_auth_cookie(response: Response, token: str, max_age: int) -> None:
@@ -92,9 +97,7 @@ def set_pass_auth_cookie(response: Response, token: str, max_age: int) -> None:
 
 def clear_cookie(response: Response, name: str) -> None:
     path = {REFRESH_COOKIE: REFRESH_PATH, PASS_AUTH_COOKIE: PASS_AUTH_PATH}.get(name, "/")
-    response.delete_cookie(
-        name, path=path, secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Strict"
-    )
+    _cookie(response, name, "", 0, path)
 
 
 def session_response(tokens: SessionTokens) -> Response:
