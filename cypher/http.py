@@ -56,13 +56,27 @@ def json_body() -> dict[str, Any]:
     """The request body as a JSON object, or InvalidRequest."""
     if not request.is_json:
         raise InvalidRequest("Send a JSON object with Content-Type: application/json.")
-    raw = request.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
+    raw = _request_body()
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
         raise InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def _request_body() -> bytes:
+    """The request body. One with a Content-Length within MAX_CONTENT_LENGTH is read straight
+    from the server's stream, exactly that many bytes as PEP 3333 allows; anything else goes
+    through werkzeug, which answers 413 or reads a chunked body within the limit. werkzeug's
+    stream wrapper cost about 20 us of every JSON request (docs/performance.md)."""
+    length = request.content_length
+    if length is None or length > current_app.config["MAX_CONTENT_LENGTH"]:
+        return request.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
+    body: bytes = request.environ["wsgi.input"].read(length)
+    if len(body) != length:  # the client stopped early; werkzeug would refuse it too
+        raise InvalidRequest("The body is shorter than its Content-Length.")
     return body
 
 

@@ -156,8 +156,8 @@ class ObservedApp:
 
 
 def install_observability(app: Flask) -> Metrics:
-    """Log format, the /metrics endpoint and endpoint names; wrap the WSGI app in ObservedApp
-    with the returned metrics."""
+    """Log format, the /metrics endpoint and endpoint names. The caller wraps the WSGI app in
+    ObservedApp with the metrics returned (create_app)."""
     if app.config["LOG_FORMAT"] == "json":
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLinesFormatter())

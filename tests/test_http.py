@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from cypher import create_app
 from cypher.wiring import Services
@@ -43,6 +46,38 @@ def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services,
         path, json={"username": "alice", "registrationRequest": padding, "startLoginRequest": padding}
     )
     _error(response, 413, "body_too_large")
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+def test_a_body_shorter_than_its_content_length_gets_400(client: FlaskClient, services: Services) -> None:
+    """A client that stops early: what arrived is refused, even when it happens to be valid JSON."""
+    body = b'{"username": "alice", "startLoginRequest": "x"}'
+    response = client.post(
+        "/login/init",
+        data=body,
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )
+    _error(response, 400, "invalid_request")
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+@pytest.mark.parametrize(("size", "status"), [(100, 400), (80 * 1024, 413)])
+def test_a_body_without_content_length_is_read_within_the_limit(
+    client: FlaskClient, services: Services, size: int, status: int
+) -> None:
+    """Chunked requests, as gunicorn passes them (no Content-Length, wsgi.input_terminated): read
+    up to the limit; the small one reaches the field checks (400 invalid_message), the large one
+    is 413."""
+    body = json.dumps({"username": "alice", "startLoginRequest": "x" * size}).encode()
+    environ = EnvironBuilder(
+        path="/login/init", method="POST", input_stream=io.BytesIO(body), content_type="application/json"
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]  # EnvironBuilder writes "0" for a stream it cannot measure
+    environ["wsgi.input_terminated"] = True
+    response = client.open(environ)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["code"] == ("invalid_message" if status == 400 else "body_too_large")
     assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
 
 

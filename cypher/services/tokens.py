@@ -99,9 +99,10 @@ class TokenService:
     """
 
     def __init__(self, keyring: KeyRing, issuer: str, lifetimes: dict[TokenPurpose, int], clock: Clock) -> None:
-        keys = {purpose: _paseto_keys(keyring[key_purpose]) for purpose, key_purpose in _KEY_PURPOSE.items()}
-        self._current: dict[TokenPurpose, _PasetoKey] = {purpose: pair[0] for purpose, pair in keys.items()}
-        self._accepted: dict[TokenPurpose, dict[str, _PasetoKey]] = {purpose: pair[1] for purpose, pair in keys.items()}
+        self._current: dict[TokenPurpose, _PasetoKey] = {}
+        self._accepted: dict[TokenPurpose, dict[str, _PasetoKey]] = {}
+        for purpose, key_purpose in _KEY_PURPOSE.items():
+            self._current[purpose], self._accepted[purpose] = _paseto_keys(keyring[key_purpose])
         self._issuer = issuer
         self._lifetimes = lifetimes
         self._clock = clock
