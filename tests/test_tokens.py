@@ -160,6 +160,19 @@ def test_session_bound_purposes_require_a_session(keyring: KeyRing, clock: Manua
         service.mint(TokenPurpose.PASS_AUTH, "alice", session_id="s")
 
 
+def _access_claims(clock: ManualClock, token_id: str) -> dict[str, str]:
+    """Valid claims of an access token for alice, as Cypher writes them."""
+    return {
+        "sub": "alice",
+        "typ": "access",
+        "jti": token_id,
+        "iat": clock().isoformat(timespec="seconds"),
+        "exp": (clock() + timedelta(seconds=60)).isoformat(timespec="seconds"),
+        "iss": "cypher.test",
+        "sid": "session-1",
+    }
+
+
 def test_tokens_are_plain_paseto_both_ways(keyring: KeyRing, clock: ManualClock) -> None:
     """TokenService drives paseto's v4 protocol itself; its tokens are the library's in every byte
     that matters: paseto.parse reads ours, and a token from paseto.create (as Cypher minted them
@@ -170,15 +183,7 @@ def test_tokens_are_plain_paseto_both_ways(keyring: KeyRing, clock: ManualClock)
     ours = paseto.parse(key=key, purpose="local", token=_mint(service, TokenPurpose.ACCESS), validate=False)
     assert ours["footer"] == {"kid": key_set.current_key_id}
     assert ours["message"]["sub"] == "alice" and ours["message"]["typ"] == "access"
-    claims = {
-        "sub": "alice",
-        "typ": "access",
-        "jti": "from-paseto-create",
-        "iat": clock().isoformat(timespec="seconds"),
-        "exp": (clock() + timedelta(seconds=60)).isoformat(timespec="seconds"),
-        "iss": "cypher.test",
-        "sid": "session-1",
-    }
+    claims = _access_claims(clock, "from-paseto-create")
     theirs = paseto.create(key=key, purpose="local", claims=claims, footer={"kid": key_set.current_key_id})
     assert service.parse(theirs, TokenPurpose.ACCESS).token_id == "from-paseto-create"
 
@@ -188,15 +193,7 @@ def test_a_footer_written_otherwise_is_refused(keyring: KeyRing, clock: ManualCl
     (spaces here) names no key, although the token is otherwise valid."""
     service = _service(keyring, clock)
     key_set = keyring[KeyPurpose.ACCESS]
-    claims = {
-        "sub": "alice",
-        "typ": "access",
-        "jti": "x",
-        "iat": clock().isoformat(timespec="seconds"),
-        "exp": (clock() + timedelta(seconds=60)).isoformat(timespec="seconds"),
-        "iss": "cypher.test",
-        "sid": "session-1",
-    }
+    claims = _access_claims(clock, "x")
     spaced_footer = json.dumps({"kid": key_set.current_key_id}).encode()  # {"kid": "..."} with a space
     token = ProtocolVersion4.encrypt(json.dumps(claims).encode(), SymmetricKey.v4(key_set.current), spaced_footer)
     with pytest.raises(InvalidToken):
