@@ -6,7 +6,9 @@ Median and p90 in ms, after warm-up, of:
     with the client's crypto (Argon2 included) outside the clock and run between batches, not
     between the timed steps; also /login/init for an unknown name, and the three timed around the
     test client (its environ building and response wrapping included);
-(2) bare libopaque CreateCredentialResponse + UserAuth on a prepared record;
+(2) bare libopaque CreateCredentialResponse + UserAuth on a prepared record, in the same batches as
+    (1) and shaped like them, so that both meet the same caches and the same state of the VM; and
+    the same again in batches of their own after (1), for comparison;
 (3) argon2-cffi PasswordHasher() defaults, verify() of the right password.
 Prints the ratios argon2 / complete login (target >= 50) and complete login / bare libopaque
 (target <= 5), writes bench/results/login_cost.json, never asserts on timing. From the repository root:
