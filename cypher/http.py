@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
 import re
@@ -74,9 +75,22 @@ def _request_body() -> bytes:
     length = request.content_length
     if length is None or length > current_app.config["MAX_CONTENT_LENGTH"]:
         return request.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
-    body: bytes = request.environ["wsgi.input"].read(length)
-    if len(body) != length:  # the client stopped early; werkzeug would refuse it too
-        raise InvalidRequest("The body is shorter than its Content-Length.")
+    environ = request.environ
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        while received < length:  # a server may hand the body over in parts
+            chunk = environ["wsgi.input"].read(length - received)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except OSError:  # the client went away mid-body
+        raise InvalidRequest("The body ended before its Content-Length.") from None
+    if received != length:  # the client stopped early; werkzeug would refuse it too
+        raise InvalidRequest("The body ended before its Content-Length.")
+    body = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(body)  # read again, by werkzeug or anyone, it is all there
     return body
 
 

@@ -32,8 +32,7 @@ LOOPBACK = {"127.0.0.1", "::1"}
 # Which endpoints are login steps, for the outcome counter.
 LOGIN_STEPS = {"opaque.login_finish": "password", "totp.verify_login": "second_factor"}
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Set in the WSGI environ: the request's id, and the name of the endpoint that answered it.
-REQUEST_ID_KEY = "cypher.request_id"
+# Set in the WSGI environ by whichever layer answered: the endpoint's name, for metrics and logs.
 ENDPOINT_KEY = "cypher.endpoint"
 
 log = logging.getLogger("cypher.requests")
@@ -128,7 +127,6 @@ class ObservedApp:
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
-        environ[REQUEST_ID_KEY] = request_id
         statuses: list[str] = []
 
         def start_with_request_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -136,10 +134,14 @@ class ObservedApp:
             headers.append(("X-Request-ID", request_id))
             return start_response(status, headers, exc_info)
 
-        body = self._wsgi_app(environ, start_with_request_id)
+        try:
+            return self._wsgi_app(environ, start_with_request_id)
+        finally:  # counted and logged even if a layer below raised (the server then answers 500)
+            self._observe(environ, request_id, int(statuses[-1][:3]) if statuses else 500, started)
+
+    def _observe(self, environ: dict[str, Any], request_id: str, status: int, started: float) -> None:
         seconds = time.perf_counter() - started
         method, endpoint = environ.get("REQUEST_METHOD", ""), environ.get(ENDPOINT_KEY) or "unmatched"
-        status = int(statuses[-1][:3]) if statuses else 500
         self._metrics.record(method, endpoint, status, seconds)
         if log.isEnabledFor(logging.INFO):
             log.info(
@@ -152,7 +154,6 @@ class ObservedApp:
                     "duration_ms": round(seconds * 1000, 2),
                 },
             )
-        return body
 
 
 def install_observability(app: Flask) -> Metrics:

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 
 from cypher import create_app
+from cypher.http import json_body
 from cypher.wiring import Services
 from tests.test_opaque_api import _error, row_counts
 
@@ -47,6 +48,17 @@ def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services,
     )
     _error(response, 413, "body_too_large")
     assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+def test_a_body_read_once_can_be_read_again(app: Flask, client: FlaskClient) -> None:
+    """json_body reads the server's stream itself; whatever reads the body later still gets it."""
+
+    def echo() -> bytes:
+        json_body()
+        return request.get_data()
+
+    app.add_url_rule("/echo", view_func=echo, methods=["POST"])
+    assert client.post("/echo", json={"a": 1}).data == b'{"a": 1}'
 
 
 def test_a_body_shorter_than_its_content_length_gets_400(client: FlaskClient, services: Services) -> None:
@@ -104,6 +116,7 @@ def test_an_unexpected_error_is_a_bare_500(app: Flask, client: FlaskClient, capl
     response = client.get("/explode")
     _error(response, 500, "internal_error")
     assert b"secret detail" not in response.data and b"Traceback" not in response.data
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and len(response.headers["X-Request-ID"]) == 16
     assert "secret detail" in caplog.text  # the operator's log keeps the cause
 
 

@@ -153,3 +153,35 @@ def test_dispose_closes_the_kept_connections(sqlite_store: Store) -> None:
     assert database_path is not None and _open_database_files(database_path) > 0
     store.dispose()
     assert _open_database_files(database_path) == 0
+
+
+def test_an_in_memory_database_keeps_its_one_connection() -> None:
+    """sqlite:// lives in its pool's single connection: plain SQL and Core must see one database."""
+    store = Store("sqlite://")
+    try:
+        upgrade(store.engine)
+        user_id = _user_id(store)
+        with store.database.direct.writing() as transaction:
+            insert_session(transaction, _session(user_id))
+        assert [session.id for session in store.sessions.list_live(user_id, NOW)] == ["session-1"]
+    finally:
+        store.dispose()
+
+
+def test_a_forked_process_opens_its_own_connections(sqlite_store: Store) -> None:
+    """gunicorn with --preload forks after the app has run: a child must not use the parent's
+    SQLite handles. The parent's kept connection holds a TEMP table; the child must not see it."""
+    with sqlite_store.database.direct.writing() as transaction:
+        transaction.execute("CREATE TEMP TABLE marker (x INTEGER)", {})
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            with sqlite_store.database.direct.reading() as transaction:
+                row = transaction.first("SELECT count(*) FROM sqlite_temp_master WHERE name = 'marker'", {})
+            os._exit(0 if row == (0,) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with sqlite_store.database.direct.reading() as transaction:  # the parent still has its own
+        assert transaction.first("SELECT count(*) FROM temp.marker", {}) == (0,)

@@ -14,6 +14,7 @@ SQLAlchemy's UTCDateTime columns store them (models.py), so both kinds of access
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, QueuePool
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -91,7 +92,8 @@ class DirectAccess:
 
     SQLite connections are a file handle each, with no server to lose and nothing to ping; the
     pool's checkout and return (events, a condition lock, a reset) cost about 20 us a time on the
-    development VM, more than the statements of a session check (docs/performance.md).
+    development VM, more than the statements of a session check (docs/performance.md). An
+    in-memory SQLite database lives in its pool's one connection, so it keeps the pool.
     """
 
     MAX_IDLE_SQLITE = 8  # more at once are closed when returned (the pool's own default is 5 + 10)
@@ -99,7 +101,9 @@ class DirectAccess:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
-        self._idle: list[Any] = []  # SQLite only; list.pop and list.append are atomic
+        self._own_connections = self._sqlite and isinstance(engine.pool, QueuePool)  # a database file
+        self._idle: list[Any] = []  # list.pop and list.append are atomic
+        self._pid = os.getpid()
 
     @contextmanager
     def reading(self) -> Iterator[Transaction]:
@@ -136,13 +140,15 @@ class DirectAccess:
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
-        if not self._sqlite:
+        if not self._own_connections:
             pooled = self._engine.raw_connection()
             try:
                 yield pooled
             finally:
                 pooled.close()  # back to the pool, which resets it
             return
+        if os.getpid() != self._pid:  # a forked process must not share its parent's SQLite handles
+            self._idle, self._pid = [], os.getpid()
         try:
             connection = self._idle.pop()
         except IndexError:
@@ -168,5 +174,9 @@ class DirectAccess:
 
     def dispose(self) -> None:
         """Close the idle SQLite connections (the engine's pool is disposed by its owner)."""
-        while self._idle:
-            self._idle.pop().close()
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return
+            connection.close()
