@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import struct
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from werkzeug.test import EnvironBuilder
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from cypher import create_app
 from cypher.http import json_body
@@ -71,6 +74,24 @@ def test_a_body_shorter_than_its_content_length_gets_400(client: FlaskClient, se
         environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
     )
     _error(response, 400, "invalid_request")
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+
+
+def test_a_client_that_resets_mid_body_gets_400(app: Flask, services: Services) -> None:
+    """A real TCP reset on loopback while the body is being read: a 400, not a 500."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        sender = socket.create_connection(server.getsockname())
+        receiver, _ = server.accept()
+    with receiver, receiver.makefile("rb") as stream:
+        sender.sendall(b'{"username": "alice", ')
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sender.close()  # linger 0: the peer sees a reset, not an orderly end
+        time.sleep(0.05)
+        environ = EnvironBuilder(path="/login/init", method="POST", content_type="application/json").get_environ()
+        environ.update({"CONTENT_LENGTH": "200", "wsgi.input": stream})
+        body, status, _headers = run_wsgi_app(app, environ, buffered=True)  # the socket cannot seek
+    assert status == "400 BAD REQUEST"
+    assert json.loads(b"".join(body))["code"] == "invalid_request"
     assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
 
 
