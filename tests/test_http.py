@@ -40,7 +40,7 @@ def test_bodies_that_are_not_json_objects_get_400(
     client: FlaskClient, services: Services, path: str, data: bytes, content_type: str
 ) -> None:
     _error(client.post(path, data=data, content_type=content_type), 400, "invalid_request")
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 @pytest.mark.parametrize("path", OPAQUE_POSTS)
@@ -50,7 +50,7 @@ def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services,
         path, json={"username": "alice", "registrationRequest": padding, "startLoginRequest": padding}
     )
     _error(response, 413, "body_too_large")
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 def test_a_body_read_once_can_be_read_again(app: Flask, client: FlaskClient) -> None:
@@ -74,7 +74,7 @@ def test_a_body_shorter_than_its_content_length_gets_400(client: FlaskClient, se
         environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
     )
     _error(response, 400, "invalid_request")
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 def test_a_client_that_resets_mid_body_gets_400(app: Flask, services: Services) -> None:
@@ -92,7 +92,7 @@ def test_a_client_that_resets_mid_body_gets_400(app: Flask, services: Services) 
         body, status, _headers = run_wsgi_app(app, environ, buffered=True)  # the socket cannot seek
     assert status == "400 BAD REQUEST"
     assert json.loads(b"".join(body))["code"] == "invalid_request"
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 @pytest.mark.parametrize(("size", "status"), [(100, 400), (80 * 1024, 413)])
@@ -111,7 +111,7 @@ def test_a_body_without_content_length_is_read_within_the_limit(
     response = client.open(environ)
     assert response.status_code == status, response.get_json()
     assert response.get_json()["code"] == ("invalid_message" if status == 400 else "body_too_large")
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 @pytest.mark.parametrize("path", OPAQUE_POSTS)

@@ -16,8 +16,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
+from cypher.keys import KeyPurpose
+from cypher.services.login_state import LoginStateSealer
+from cypher.services.sealing import Sealer
 from cypher.services.tokens import TokenPurpose
+from cypher.store.models import SpentLogin
 from cypher.wiring import Services
 from tests.conftest import SERVER_ID
 from tests.live_server import LiveServer
@@ -102,6 +107,7 @@ def assert_logged_in(result: dict[str, Any], username: str, services: Services) 
     assert result["exportKeyBytes"] == 64
     finish = result["finish"]
     assert finish["status"] == 200, finish
+    assert login_spent(services, result["init"]["body"]["loginId"])
     assert finish["keys"] == LOGIN_FINISH_KEYS
     assert finish["body"]["username"] == username
     assert finish["body"]["expiresIn"] == 180
@@ -113,12 +119,20 @@ def assert_logged_in(result: dict[str, Any], username: str, services: Services) 
 
 
 def assert_refused_at_client(result: dict[str, Any], username: str, services: Services) -> None:
-    """finishLogin returned undefined and nothing went to /login/finish: the login state is unspent."""
+    """finishLogin returned undefined and nothing went to /login/finish: the loginId is unspent."""
     assert_login_init(result, username)
     assert result["finishLoginUndefined"] is True
     assert result["finish"] is None
     assert "sessionKeyBytes" not in result
-    assert services.store.accounts.take_login_state(result["init"]["body"]["loginId"]) is not None
+    assert not login_spent(services, result["init"]["body"]["loginId"])
+
+
+def login_spent(services: Services, login_id: str) -> bool:
+    """Whether /login/finish has used this loginId."""
+    opened = LoginStateSealer(Sealer(services.keyring[KeyPurpose.AT_REST])).open(login_id)
+    assert opened is not None, "not a loginId of this server"
+    with services.store.database.reading() as session:
+        return session.scalar(select(SpentLogin.id).where(SpentLogin.id == opened.spent_key)) is not None
 
 
 def test_serenity_kit_registers_and_logs_in(

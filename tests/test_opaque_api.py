@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from cypher import create_app
 from cypher.services.clock import ManualClock
 from cypher.services.tokens import TokenPurpose
-from cypher.store.models import LoginState, RegistrationState, User
+from cypher.store.models import RegistrationState, SpentLogin, User
 from cypher.wiring import Services
 from tests.concurrency import race
 from tests.conftest import SERVER_ID
@@ -34,7 +35,7 @@ def row_counts(services: Services) -> dict[str, int]:
     with services.store.database.reading() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (User, RegistrationState, LoginState)
+            for model in (User, RegistrationState, SpentLogin)
         }
 
 
@@ -127,7 +128,7 @@ def test_register_finish_creates_a_pending_account_and_an_enrolment_token(
     assert claims.subject == "carol"
     user = services.store.accounts.find_user("carol")
     assert user is not None and user.status == "pending"
-    assert row_counts(services) == {"users": 1, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 1, "registration_states": 0, "spent_logins": 0}
 
 
 def _begin(client: FlaskClient, username: str) -> tuple[str, bytes]:
@@ -156,7 +157,7 @@ def test_register_finish_without_init_or_after_expiry_is_gone(
         410,
         "registration_expired",
     )
-    assert row_counts(services) == {"users": 0, "registration_states": 0, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
 def test_register_finish_twice_is_a_conflict(client: FlaskClient) -> None:
@@ -177,7 +178,7 @@ def test_register_finish_refuses_malformed_records_and_keeps_the_state(client: F
     ]:
         response = client.post("/register/finish", json={"username": username, "registrationRecord": bad})
         _error(response, 400, "invalid_message")
-    assert row_counts(services) == {"users": 0, "registration_states": 1, "login_states": 0}
+    assert row_counts(services) == {"users": 0, "registration_states": 1, "spent_logins": 0}
     assert (
         client.post("/register/finish", json={"username": username, "registrationRecord": b64(record)}).status_code
         == 201
@@ -215,7 +216,7 @@ def test_login_init_refuses_malformed_ke1(
     client: FlaskClient, services: Services, alice: str, field: object, code: str
 ) -> None:
     _error(client.post("/login/init", json={"username": "alice", "startLoginRequest": field}), 400, code)
-    assert row_counts(services)["login_states"] == 0
+    assert row_counts(services) == {"users": 1, "registration_states": 0, "spent_logins": 0}
 
 
 def test_login_init_refuses_invalid_usernames(client: FlaskClient) -> None:
@@ -284,7 +285,7 @@ def test_login_finish_gives_a_pass_auth_token_and_cookie(auth: OpaqueActions, se
     for attribute in ("HttpOnly", "SameSite=Strict", "Path=/totp", "Max-Age=180"):
         assert attribute in cookie
     assert response.headers["Cache-Control"] == "no-store"
-    assert row_counts(services)["login_states"] == 0
+    assert row_counts(services)["spent_logins"] == 1  # the loginId, kept until it would expire
 
 
 def test_wrong_password_fails_at_the_client(auth: OpaqueActions, alice: str) -> None:
@@ -351,6 +352,72 @@ def test_unknown_login_ids_are_gone(client: FlaskClient) -> None:
     body = {"loginId": "never-issued", "finishLoginRequest": b64(bytes(64))}
     _error(client.post("/login/finish", json=body), 410, "login_expired")
     _error(client.post("/login/finish", json={**body, "loginId": "x" * 500}), 400, "invalid_request")
+
+
+def test_login_init_stores_nothing(auth: OpaqueActions, services: Services, alice: str) -> None:
+    """The login's state travels sealed in the loginId: an unauthenticated request adds no row."""
+    for username in ("alice", "mallory"):
+        assert auth.login_init(username, PASSWORD)[1].status_code == 200
+    assert row_counts(services) == {"users": 1, "registration_states": 0, "spent_logins": 0}
+
+
+def _respelled(login_id: str) -> str:
+    """The same bytes written otherwise: base64's spare bits in the last character set."""
+    key_id, _, encoded = login_id.partition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare_bits = {2: 0b1111, 3: 0b11}[len(encoded) % 4]
+    last = alphabet[alphabet.index(encoded[-1]) ^ spare_bits]
+    return f"{key_id}.{encoded[:-1]}{last}"
+
+
+def test_altered_login_ids_are_gone(auth: OpaqueActions, client: FlaskClient, services: Services, alice: str) -> None:
+    login_id, ke3 = _login_started(auth)
+    key_id, _, encoded = login_id.partition(".")
+    flipped = encoded[:10] + ("A" if encoded[10] != "A" else "B") + encoded[11:]
+    for altered in (
+        f"{key_id}.{flipped}",
+        f"{key_id}.{encoded[:-4]}",
+        f"{key_id}.{encoded}AAAA",
+        f"{'0' * len(key_id)}.{encoded}",
+        f"{key_id}.{encoded[:20]}*{encoded[21:]}",
+        encoded,
+    ):
+        body = {"loginId": altered, "finishLoginRequest": b64(ke3)}
+        _error(client.post("/login/finish", json=body), 410, "login_expired")
+    assert row_counts(services)["spent_logins"] == 0  # nothing that fails to open is recorded
+    body = {"loginId": login_id, "finishLoginRequest": b64(ke3)}
+    assert client.post("/login/finish", json=body).status_code == 200
+    # The same sealed bytes spelled another way are the same, spent, login.
+    _error(client.post("/login/finish", json={**body, "loginId": _respelled(login_id)}), 410, "login_expired")
+
+
+def test_a_login_id_sealed_with_other_keys_is_gone(app_config: dict[str, object], tmp_path: Path) -> None:
+    """Another deployment's loginId (another at-rest key) does not open here."""
+    other = create_app({**app_config, "KEYS_FILE": str(tmp_path / "other-keys.json")})
+    mine = create_app(app_config)
+    try:
+        _, init = OpaqueActions(other.test_client()).login_init("alice", PASSWORD)
+        assert init.status_code == 200
+        body = {"loginId": init.get_json()["loginId"], "finishLoginRequest": b64(bytes(64))}
+        _error(mine.test_client().post("/login/finish", json=body), 410, "login_expired")
+    finally:
+        for app in (other, mine):
+            app.extensions["cypher"].store.dispose()
+
+
+def test_a_login_of_an_account_deleted_and_registered_again_is_gone(
+    auth: OpaqueActions, client: FlaskClient, services: Services, activate: Callable[[str], None], alice: str
+) -> None:
+    """The loginId names the record that answered KE1; a new account of that name has another."""
+    login_id, ke3 = _login_started(auth)
+    user = services.store.accounts.find_user("alice")
+    assert user is not None and services.store.accounts.delete_user(user.id)
+    assert auth.register("alice", PASSWORD).status_code == 201
+    activate("alice")
+    _error(
+        client.post("/login/finish", json={"loginId": login_id, "finishLoginRequest": b64(ke3)}), 410, "login_expired"
+    )
+    assert auth.login("alice", PASSWORD).status_code == 200  # the new account's own login works
 
 
 def test_a_pending_account_gets_no_pass_auth_token(auth: OpaqueActions, client: FlaskClient) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, select
 from cypher.services.sealing import SealedValue
 from cypher.store import Store, StoreConflict
 from cypher.store.migrate import current_revision, head_revision, upgrade
-from cypher.store.models import RegistrationState, User
+from cypher.store.models import RegistrationState, SpentLogin, User
 from tests.concurrency import race
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
     assert current_revision(store.engine) == head_revision() is not None
     upgrade(store.engine)
     tables = set(inspect(store.engine).get_table_names())
-    assert {"users", "registration_states", "login_states", "alembic_version"} <= tables
+    assert {"users", "registration_states", "spent_logins", "alembic_version"} <= tables
 
 
 def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
@@ -130,27 +130,28 @@ def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:
         assert len(session.scalars(select(User)).all()) == 1
 
 
-def test_a_login_state_is_taken_exactly_once(store: Store) -> None:
+def test_a_login_is_spent_exactly_once(store: Store) -> None:
     _register(store)
     user = store.accounts.find_user("alice")
     assert user is not None
-    store.accounts.create_login_state("login-1", "alice", user.id, SECRET, NOW, timedelta(seconds=60))
-    outcomes = race(8, lambda: store.accounts.take_login_state("login-1"))
-    taken = [outcome for outcome in outcomes if outcome is not None]
-    assert len(taken) == 1, outcomes
-    state = taken[0]
-    assert not isinstance(state, Exception)
-    assert (state.username, state.expected_client_auth) == ("alice", SECRET)
-    assert state.user == user
-    assert state.expires_at == NOW + timedelta(seconds=60)
+    login = "1" * 64
+    outcomes = race(8, lambda: store.accounts.spend_login(login, NOW + timedelta(seconds=60), user.id, NOW))
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    assert [outcome for outcome in outcomes if outcome not in refused] == [user], outcomes
+    assert len(refused) == 7 and all(isinstance(outcome, StoreConflict) for outcome in refused)
+    with pytest.raises(StoreConflict):
+        store.accounts.spend_login(login, NOW + timedelta(seconds=60), user.id, NOW + timedelta(seconds=59))
 
 
-def test_login_states_of_unknown_users_and_expired_garbage(store: Store) -> None:
-    store.accounts.create_login_state("old", "ghost", None, SECRET, NOW, timedelta(seconds=60))
-    store.accounts.create_login_state("new", "ghost", None, SECRET, NOW + timedelta(seconds=61), timedelta(seconds=60))
-    assert store.accounts.take_login_state("old") is None  # cleared as garbage when "new" was created
-    state = store.accounts.take_login_state("new")
-    assert state is not None and state.user is None
+def test_logins_without_an_account_and_expired_spent_logins(store: Store) -> None:
+    old, new = "1" * 64, "2" * 64
+    assert store.accounts.spend_login(old, NOW + timedelta(seconds=60), None, NOW) is None
+    # Past its expiry a spent login is garbage, cleared on the way past by a later login.
+    later = NOW + timedelta(seconds=61)
+    assert store.accounts.spend_login(new, later + timedelta(seconds=60), None, later) is None
+    with store.database.reading() as session:
+        assert session.scalars(select(SpentLogin.id)).all() == [new]
+    assert store.accounts.purge(later + timedelta(seconds=60), pending_cutoff=NOW)["spent_logins"] == 1
 
 
 def test_ping_answers(store: Store) -> None:

@@ -20,7 +20,7 @@ bp = Blueprint("opaque", __name__)
 # libopaque's fixed key stretching function, which the browser must use too.
 KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "parallelism": 1}}
 MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
-MAX_LOGIN_ID_FIELD = 128
+MAX_LOGIN_ID_FIELD = 256  # a loginId is 199 characters (215 with the longest key id a keys file may hold)
 
 
 def registration_response(started: RegistrationStarted) -> Response:

@@ -2,13 +2,13 @@
 
 Registration: start (OPRF evaluation, server secret kept sealed for REGISTRATION_STATE_TTL) and
 finish (the client's record joins the secret; the account exists, pending, with an enrolment
-token). Login: start (KE2 from the stored record, or from a fake record for an unknown name) and
-finish (KE3 checked once; an active account gets a pass-auth token for the TOTP step).
+token). Login: start (KE2 from the stored record, or from a fake record for an unknown name; the
+login's state sealed into the loginId, nothing stored) and finish (the loginId spent, KE3
+checked; an active account gets a pass-auth token for the TOTP step).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +25,7 @@ from cypher.services.errors import (
     RegistrationExpired,
     UsernameTaken,
 )
+from cypher.services.login_state import NO_RECORD, LoginState, LoginStateSealer, record_fingerprint
 from cypher.services.opaque_protocol import (
     KE3_BYTES,
     OpaqueProtocol,
@@ -38,9 +39,6 @@ from cypher.store import Store, StoreConflict
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
 SEALED_REGISTRATION_SECRET = "registration_secret"
-SEALED_LOGIN_AUTH = "login_expected_auth"
-
-LOGIN_ID_BYTES = 32
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -93,6 +91,7 @@ class OpaqueService:
         self._store = store
         self._protocol = protocol
         self._sealer = sealer
+        self._login_states = LoginStateSealer(sealer)
         self._tokens = tokens
         self._clock = clock
         self._lifetimes = lifetimes
@@ -177,32 +176,43 @@ class OpaqueService:
         username = canonical_username(raw_username)
         user = self._store.accounts.find_user(username)
         if user is None:
-            record = self._protocol.fake_user_record(username)
+            record, fingerprint = self._protocol.fake_user_record(username), NO_RECORD
         else:
             record = self._sealer.open(user.opaque_record, username=username, purpose=SEALED_OPAQUE_RECORD)
+            fingerprint = record_fingerprint(user.opaque_record)
         response = _protocol_call(self._protocol.login_response, ke1, record, username)
-        login_id = secrets.token_urlsafe(LOGIN_ID_BYTES)
-        sealed_auth = self._sealer.seal(response.expected_client_auth, username=username, purpose=SEALED_LOGIN_AUTH)
-        self._store.accounts.create_login_state(
-            login_id,
-            username,
-            None if user is None else user.id,
-            sealed_auth,
-            self._clock(),
-            self._lifetimes.login_state,
+        login_id = self._login_states.seal(
+            LoginState(
+                user_id=None if user is None else user.id,
+                record_fingerprint=fingerprint,
+                expected_client_auth=response.expected_client_auth,
+                started_at=self._clock(),
+            )
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
 
     def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
         if len(ke3) != KE3_BYTES:
             raise InvalidMessage(f"finishLoginRequest must be {KE3_BYTES} bytes, not {len(ke3)}")
-        state = self._store.accounts.take_login_state(login_id)
-        if state is None or state.expires_at <= self._clock():
+        opened = self._login_states.open(login_id)
+        now = self._clock()
+        if opened is None:
+            raise LoginExpired()  # not a loginId of this deployment: never issued, or altered
+        state = opened.state
+        expires_at = state.started_at + self._lifetimes.login_state
+        if expires_at <= now:
             raise LoginExpired()
-        expected = self._sealer.open(state.expected_client_auth, username=state.username, purpose=SEALED_LOGIN_AUTH)
-        user = state.user
+        try:
+            user = self._store.accounts.spend_login(opened.spent_key, expires_at, state.user_id, now)
+        except StoreConflict:
+            raise LoginExpired() from None  # used before
+        if state.user_id is not None and (
+            user is None or record_fingerprint(user.opaque_record) != state.record_fingerprint
+        ):
+            # Deleted since, or its password changed: what answered KE1 is no longer the record.
+            raise LoginExpired()
         # A wrong KE3 and an unknown name look alike.
-        if not self._protocol.client_authenticated(expected, ke3) or user is None or user.username != state.username:
+        if not self._protocol.client_authenticated(state.expected_client_auth, ke3) or user is None:
             raise InvalidCredentials()
         if user.status == STATUS_DISABLED:
             raise AccountDisabled()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from cypher.store.accounts import AccountStore, LoginStateRecord, StoreConflict
+from cypher.store.accounts import AccountStore, StoreConflict
 from cypher.store.database import Database
 from cypher.store.records import UserRecord
 from cypher.store.second_factor import CodeProof, Lockout, SecondFactorStore, Verdict
@@ -21,7 +21,6 @@ from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionSt
 __all__ = [
     "CodeProof",
     "Lockout",
-    "LoginStateRecord",
     "NewSession",
     "Rotation",
     "SessionRecord",

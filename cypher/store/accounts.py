@@ -1,9 +1,8 @@
-"""Accounts and their OPAQUE protocol state: users, open registrations, logins in flight."""
+"""Accounts and their OPAQUE protocol state: users, open registrations, logins already used."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -13,13 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from cypher.services.sealing import SealedValue
 from cypher.services.users import STATUS_PENDING
 from cypher.store.database import Database
-from cypher.store.models import LoginState, RegistrationState
+from cypher.store.models import RegistrationState, SpentLogin
 from cypher.store.records import USER_COLUMNS, USER_COLUMNS_SQL, UserRecord, user_record, users
 from cypher.store.sessions import revoke_sessions
-from cypher.store.sql import utc_required
 
 registration_states = cast(Table, RegistrationState.__table__)
-login_states = cast(Table, LoginState.__table__)
+spent_logins = cast(Table, SpentLogin.__table__)
 
 # Expired protocol state is garbage; it is cleared at most this often, on the way past.
 GARBAGE_INTERVAL = timedelta(seconds=60)
@@ -32,28 +30,11 @@ class StoreConflict(Exception):
     """A row that must be unique already exists."""
 
 
-@dataclass(frozen=True)
-class LoginStateRecord:
-    login_id: str
-    username: str
-    expected_client_auth: SealedValue
-    expires_at: datetime
-    user: UserRecord | None  # None for an unknown name (deleting an account deletes its logins)
-
-
 # The login path's statements, in plain SQL (see sql.py).
 _SELECT_USER_BY_NAME = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE username = :username"
 _SELECT_USER_BY_ID = f"SELECT {USER_COLUMNS_SQL} FROM users WHERE id = :user_id"
-_DELETE_EXPIRED_LOGIN_STATES = "DELETE FROM login_states WHERE expires_at <= :now"
-_INSERT_LOGIN_STATE = """
-    INSERT INTO login_states (id, username, user_id, expected_client_auth, expected_client_auth_key_id,
-                              created_at, expires_at)
-    VALUES (:id, :username, :user_id, :expected_client_auth, :expected_client_auth_key_id, :created_at, :expires_at)
-"""
-_TAKE_LOGIN_STATE = """
-    DELETE FROM login_states WHERE id = :login_id
-    RETURNING username, user_id, expected_client_auth, expected_client_auth_key_id, expires_at
-"""
+_DELETE_EXPIRED_SPENT_LOGINS = "DELETE FROM spent_logins WHERE expires_at <= :now"
+_SPEND_LOGIN = "INSERT INTO spent_logins (id, expires_at) VALUES (:id, :expires_at) ON CONFLICT (id) DO NOTHING"
 
 
 def _open_state(
@@ -128,7 +109,6 @@ class AccountStore:
             )
             if result.rowcount != 1:
                 return None
-            connection.execute(delete(login_states).where(login_states.c.user_id == user_id))
             return revoke_sessions(connection, user_id, now)
 
     # -- registration -----------------------------------------------------------------------
@@ -182,48 +162,22 @@ class AccountStore:
 
     # -- login ------------------------------------------------------------------------------
 
-    def create_login_state(
-        self,
-        login_id: str,
-        username: str,
-        user_id: int | None,
-        expected_client_auth: SealedValue,
-        now: datetime,
-        ttl: timedelta,
-    ) -> None:
+    def spend_login(
+        self, spent_key: str, expires_at: datetime, user_id: int | None, now: datetime
+    ) -> UserRecord | None:
+        """Mark a login used and read its account (None if it has none), in one transaction.
+
+        StoreConflict when the login was used before: of two requests with one loginId, one wins.
+        The account is read by id even when there is none (`id = NULL` finds no row), so both
+        cases run the same statements.
+        """
         with self._database.direct.writing() as transaction:
             if self._garbage_due(now):
-                transaction.execute(_DELETE_EXPIRED_LOGIN_STATES, {"now": now})
-            transaction.execute(
-                _INSERT_LOGIN_STATE,
-                {
-                    "id": login_id,
-                    "username": username,
-                    "user_id": user_id,
-                    "expected_client_auth": expected_client_auth.ciphertext,
-                    "expected_client_auth_key_id": expected_client_auth.key_id,
-                    "created_at": now,
-                    "expires_at": now + ttl,
-                },
-            )
-
-    def take_login_state(self, login_id: str) -> LoginStateRecord | None:
-        """Delete and return a login state with its account: of two requests with one id, one gets it."""
-        with self._database.direct.writing() as transaction:
-            state = transaction.first(_TAKE_LOGIN_STATE, {"login_id": login_id})
-            if state is None:
-                return None
-            username, user_id, expected_client_auth, expected_client_auth_key_id, expires_at = state
-            user_row = None
-            if user_id is not None:
-                user_row = transaction.first(_SELECT_USER_BY_ID, {"user_id": user_id})
-            return LoginStateRecord(
-                login_id=login_id,
-                username=username,
-                expected_client_auth=SealedValue(expected_client_auth_key_id, expected_client_auth),
-                expires_at=utc_required(expires_at),
-                user=None if user_row is None else user_record(user_row),
-            )
+                transaction.execute(_DELETE_EXPIRED_SPENT_LOGINS, {"now": now})
+            if transaction.execute(_SPEND_LOGIN, {"id": spent_key, "expires_at": expires_at}) != 1:
+                raise StoreConflict("login")
+            row = transaction.first(_SELECT_USER_BY_ID, {"user_id": user_id})
+            return None if row is None else user_record(row)
 
     # -- password change --------------------------------------------------------------------
 
@@ -241,9 +195,10 @@ class AccountStore:
         keep_session_id: str,
     ) -> int | None:
         """Store the new record and end everything the old password opened, in one transaction:
-        every other session, every login in flight (pass-auth tokens issued before now are
-        refused through password_changed_at). Returns how many sessions were revoked, or None
-        when no password change is open."""
+        every other session; pass-auth tokens issued before now are refused through
+        password_changed_at, and logins in flight because their record is no longer the stored
+        one (services/login_state.py). Returns how many sessions were revoked, or None when no
+        password change is open."""
         with self._database.writing() as connection:
             state = _take_state(connection, username, PASSWORD_CHANGE)
             if state is None or state.expires_at <= now:
@@ -261,7 +216,6 @@ class AccountStore:
             )
             if result.rowcount != 1:
                 return None
-            connection.execute(delete(login_states).where(login_states.c.user_id == user_id))
             return revoke_sessions(connection, user_id, now, keep_session_id)
 
     # -- removal ----------------------------------------------------------------------------
@@ -286,7 +240,7 @@ class AccountStore:
                 "registration_states": connection.execute(
                     delete(registration_states).where(registration_states.c.expires_at <= now)
                 ).rowcount,
-                "login_states": connection.execute(
-                    delete(login_states).where(login_states.c.expires_at <= now)
+                "spent_logins": connection.execute(
+                    delete(spent_logins).where(spent_logins.c.expires_at <= now)
                 ).rowcount,
             }

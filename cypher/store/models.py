@@ -74,18 +74,14 @@ class RegistrationState(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LoginState(Base):
-    """Between /login/init and /login/finish: what KE3 must equal, sealed; single use."""
+class SpentLogin(Base):
+    """A loginId that /login/finish has used, kept until it would have expired: single use.
 
-    __tablename__ = "login_states"
+    The login's state itself travels sealed in the loginId (services/login_state.py)."""
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH))
-    # None when the username has no account: the login can only fail, but looks the same.
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
-    expected_client_auth: Mapped[bytes] = mapped_column(LargeBinary)
-    expected_client_auth_key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __tablename__ = "spent_logins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # BLAKE2b of the sealed state, hex
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

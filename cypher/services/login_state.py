@@ -1,0 +1,97 @@
+"""A login's state between /login/init and /login/finish, sealed into the loginId itself.
+
+/login/init writes nothing: what /login/finish needs (the KE3 libopaque expects, the account and
+the record that answered, when the login began) travels in the loginId, encrypted and
+authenticated with the at-rest key (sealing.py), so a client can neither read nor change it.
+/login/finish records each loginId it accepts as spent (the store's spent_logins), which keeps it
+single-use on every worker and machine. So an unauthenticated request adds no row and takes no
+write lock, and a login costs one write transaction fewer (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pysodium
+
+from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
+from cypher.services.sealing import SealedValue, Sealer, SealError
+
+SEALED_LOGIN_STATE = "login_state"
+RECORD_FINGERPRINT_BYTES = 16
+NO_RECORD = bytes(RECORD_FINGERPRINT_BYTES)  # an unknown name: answered from a fake record
+NO_USER = 0  # user ids start at 1
+# Started (microseconds since the epoch), user id, record fingerprint, expected KE3: a fixed size,
+# so every loginId has one length whatever the name (RFC 9807 section 10.9).
+_LAYOUT = struct.Struct(f">QQ{RECORD_FINGERPRINT_BYTES}s{EXPECTED_AUTH_BYTES}s")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")  # urlsafe_b64decode would skip other characters
+
+
+@dataclass(frozen=True)
+class LoginState:
+    user_id: int | None  # None for a name with no account: the login can only fail
+    record_fingerprint: bytes  # of the sealed OPAQUE record that answered KE1 (NO_RECORD if none)
+    expected_client_auth: bytes  # what KE3 must equal
+    started_at: datetime
+
+
+def record_fingerprint(sealed_record: SealedValue) -> bytes:
+    """Names one stored record: a password change stores a new one (new nonce), so it no longer matches."""
+    return pysodium.crypto_generichash(sealed_record.ciphertext, outlen=RECORD_FINGERPRINT_BYTES)
+
+
+@dataclass(frozen=True)
+class OpenedLogin:
+    state: LoginState
+    # What the store keeps once the login is used: BLAKE2b of the sealed bytes (hex, 64
+    # characters). Of the bytes, not of the text, so that no other spelling of the same bytes
+    # (padding, base64's spare bits) counts as another login.
+    spent_key: str
+
+
+class LoginStateSealer:
+    """Turns a LoginState into a loginId ("<key id>.<base64url>") and back."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
+
+    def seal(self, state: LoginState) -> str:
+        if len(state.expected_client_auth) != EXPECTED_AUTH_BYTES:
+            raise ValueError(f"libopaque's expected KE3 is {EXPECTED_AUTH_BYTES} bytes")
+        if len(state.record_fingerprint) != RECORD_FINGERPRINT_BYTES:
+            raise ValueError(f"a record fingerprint is {RECORD_FINGERPRINT_BYTES} bytes")
+        plaintext = _LAYOUT.pack(
+            (state.started_at - _EPOCH) // _MICROSECOND,
+            NO_USER if state.user_id is None else state.user_id,
+            state.record_fingerprint,
+            state.expected_client_auth,
+        )
+        # Bound to no name: the account id and record fingerprint inside say whose login it is.
+        sealed = self._sealer.seal(plaintext, username="", purpose=SEALED_LOGIN_STATE)
+        return sealed.key_id + "." + base64.urlsafe_b64encode(sealed.ciphertext).rstrip(b"=").decode("ascii")
+
+    def open(self, login_id: str) -> OpenedLogin | None:
+        """The state sealed into `login_id`, or None when it is not one this deployment made."""
+        key_id, dot, encoded = login_id.partition(".")
+        if not dot or not _BASE64URL.fullmatch(encoded):
+            return None
+        try:
+            ciphertext = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            plaintext = self._sealer.open(SealedValue(key_id, ciphertext), username="", purpose=SEALED_LOGIN_STATE)
+            started_us, user_id, fingerprint, expected_client_auth = _LAYOUT.unpack(plaintext)
+        except (binascii.Error, SealError, struct.error):
+            return None
+        state = LoginState(
+            user_id=None if user_id == NO_USER else user_id,
+            record_fingerprint=fingerprint,
+            expected_client_auth=expected_client_auth,
+            started_at=_EPOCH + started_us * _MICROSECOND,
+        )
+        return OpenedLogin(state, pysodium.crypto_generichash(ciphertext).hex())
