@@ -87,6 +87,7 @@ class Metrics:
         self.registry.register(self.sessions)
         # labels() validates and locks on every call; its children are looked up here instead.
         self._latency_by_labels: dict[tuple[str, str, int], Histogram] = {}
+        self._logins_by_labels: dict[tuple[str, str], Counter] = {}
 
     def record(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """One answered request: its latency, and the outcome when it was a login step."""
@@ -98,7 +99,11 @@ class Metrics:
         latency.observe(seconds)
         step = LOGIN_STEPS.get(endpoint)
         if step is not None:
-            self.logins.labels(step, "success" if status == 200 else "failure").inc()
+            outcome = (step, "success" if status == 200 else "failure")
+            logins = self._logins_by_labels.get(outcome)
+            if logins is None:
+                logins = self._logins_by_labels[outcome] = self.logins.labels(*outcome)
+            logins.inc()
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
