@@ -13,7 +13,6 @@ worker reads that one.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -25,6 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import pysodium
+
+from cypher import base64url
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +94,13 @@ def generate_keyring() -> KeyRing:
     return KeyRing(sets=sets)
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def dump_keyring(keyring: KeyRing) -> bytes:
     document = {
         "version": FILE_VERSION,
         "purposes": {
             purpose.value: {
                 "current": key_set.current_key_id,
-                "keys": {key_id: _b64encode(key) for key_id, key in key_set.keys.items()},
+                "keys": {key_id: base64url.encode(key) for key_id, key in key_set.keys.items()},
             }
             for purpose, key_set in keyring.sets.items()
         },
@@ -138,7 +131,7 @@ def parse_keyring(raw: bytes, source: str) -> KeyRing:
         keys: dict[str, bytes] = {}
         for key_id, encoded in encoded_keys.items():
             try:
-                key = _b64decode(encoded) if isinstance(encoded, str) else b""
+                key = base64url.decode(encoded) if isinstance(encoded, str) else b""
             except (binascii.Error, ValueError):
                 key = b""
             if len(key) != 32:

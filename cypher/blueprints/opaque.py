@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from cypher import base64url
 from cypher.blueprints.authn import set_pass_auth_cookie
-from cypher.http import base64url_field, encode_base64url, json_body, string_field
+from cypher.http import base64url_field, json_body, string_field
 from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
@@ -28,7 +29,7 @@ def registration_response(started: RegistrationStarted) -> Response:
     return jsonify(
         username=started.username,
         serverId=started.server_id,
-        registrationResponse=encode_base64url(started.registration_response),
+        registrationResponse=base64url.encode(started.registration_response),
     )
 
 
@@ -66,7 +67,7 @@ def login_init() -> Response:
         loginId=started.login_id,
         username=started.username,
         serverId=started.server_id,
-        loginResponse=encode_base64url(started.login_response),
+        loginResponse=base64url.encode(started.login_response),
     )
 
 

@@ -10,15 +10,14 @@ write lock, and a login costs one write transaction fewer (docs/performance.md).
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pysodium
 
+from cypher import base64url
 from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
 from cypher.services.sealing import SealedValue, Sealer, SealError
 
@@ -31,7 +30,6 @@ NO_USER = 0  # user ids start at 1
 _LAYOUT = struct.Struct(f">QQ{RECORD_FINGERPRINT_BYTES}s{EXPECTED_AUTH_BYTES}s")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")  # urlsafe_b64decode would skip other characters
 
 
 @dataclass(frozen=True)
@@ -75,15 +73,15 @@ class LoginStateSealer:
         )
         # Bound to no name: the account id and record fingerprint inside say whose login it is.
         sealed = self._sealer.seal(plaintext, username="", purpose=SEALED_LOGIN_STATE)
-        return sealed.key_id + "." + base64.urlsafe_b64encode(sealed.ciphertext).rstrip(b"=").decode("ascii")
+        return sealed.key_id + "." + base64url.encode(sealed.ciphertext)
 
     def open(self, login_id: str) -> OpenedLogin | None:
         """The state sealed into `login_id`, or None when it is not one this deployment made."""
         key_id, dot, encoded = login_id.partition(".")
-        if not dot or not _BASE64URL.fullmatch(encoded):
+        if not dot:
             return None
         try:
-            ciphertext = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            ciphertext = base64url.decode(encoded)
             plaintext = self._sealer.open(SealedValue(key_id, ciphertext), username="", purpose=SEALED_LOGIN_STATE)
             started_us, user_id, fingerprint, expected_client_auth = _LAYOUT.unpack(plaintext)
         except (binascii.Error, SealError, struct.error):
