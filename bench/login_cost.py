@@ -2,7 +2,8 @@
 
 Median and p90 in ms, after warm-up, of:
 (1) /login/init + /login/finish + /totp/verify-login of create_app() on a temporary SQLite database
-    and keys file, timed inside the WSGI call (what gunicorn calls), driven by the Flask test client,
+    and keys file, rate limits on as deployed (each account from an address of its own), timed
+    inside the WSGI call (what gunicorn calls), driven by the Flask test client,
     with the client's crypto (Argon2 included) outside the clock and run between batches, not
     between the timed steps; also /login/init for an unknown name, and the three timed around the
     test client (its environ building and response wrapping included);
@@ -40,7 +41,7 @@ import pysodium  # noqa: E402
 
 from cypher import create_app  # noqa: E402
 from cypher.services.clock import ManualClock, system_clock  # noqa: E402
-from tests.auth_actions import AuthActions  # noqa: E402
+from tests.auth_actions import AuthActions, Enrolled  # noqa: E402
 from tests.opaque_client import b64, finish_login, ids, start_login, unb64  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "login_cost.json"
@@ -93,7 +94,9 @@ def complete_login_http(rounds: int, warmup: int, bare: BareLibopaque) -> list[P
                 "COOKIE_SECURE": False,
                 "SERVER_ID": SERVER_ID,
                 "CLOCK": clock,
-                "RATELIMIT_ENABLED": False,  # hundreds of logins from one address
+                # Rate limits on, as deployed (the defaults: 30 per minute per address and endpoint,
+                # in memory); each account logs in from an address of its own, as people do.
+                "RATELIMIT_ENABLED": True,
                 "DATABASE_URL": f"sqlite:///{tmp}/cypher.db",
                 "KEYS_FILE": f"{tmp}/keys.json",
             }
@@ -101,7 +104,13 @@ def complete_login_http(rounds: int, warmup: int, bare: BareLibopaque) -> list[P
         actions = AuthActions(app.test_client(), clock)
         # One account per login of a batch: a TOTP step is accepted once per account, so each
         # batch logs every account in once, then the clock moves on to the next step.
+        # Enrolled from the test client's one address: BATCH stays under the default 30 a minute.
         users = [actions.enrol(f"bench.user{number}", PASSWORD) for number in range(BATCH)]
+        addresses = {user.username: f"203.0.113.{number + 1}" for number, user in enumerate(users)}
+
+        def address(user: Enrolled) -> str:
+            return addresses[user.username]
+
         # Server time is taken inside the WSGI call, as gunicorn makes it: all that Flask and
         # Cypher do for a request, body included. The test client's own work (building the
         # environ, wrapping the response) stands in for the HTTP server in front and is timed
@@ -111,11 +120,13 @@ def complete_login_http(rounds: int, warmup: int, bare: BareLibopaque) -> list[P
         app.wsgi_app = timer  # type: ignore[method-assign]
         client = app.test_client(use_cookies=False)
 
-        def timed_post(path: str, body: dict[str, str]) -> tuple[tuple[float, float], Any]:
+        def timed_post(path: str, body: dict[str, str], address: str) -> tuple[tuple[float, float], Any]:
             """(seconds inside the WSGI call, seconds around the test client), and the response."""
             data = json.dumps(body).encode()
+            environ = {"REMOTE_ADDR": address}
             t0 = time.perf_counter()
-            response = client.post(path, data=data, content_type="application/json")
+            response = client.post(path, data=data, content_type="application/json", environ_overrides=environ)
+            assert response.status_code != 429, f"rate limited: {response.get_json()}"  # the bench's own pace
             return (timer.last_seconds, time.perf_counter() - t0), response
 
         def login_batch(count: int) -> list[Parts]:
@@ -127,7 +138,7 @@ def complete_login_http(rounds: int, warmup: int, bare: BareLibopaque) -> list[P
             init_seconds, inits = [], []
             for user, start in zip(batch, starts, strict=True):
                 seconds, init = timed_post(
-                    "/login/init", {"username": user.username, "startLoginRequest": b64(start.ke1)}
+                    "/login/init", {"username": user.username, "startLoginRequest": b64(start.ke1)}, address(user)
                 )
                 init_seconds.append(seconds)
                 inits.append(init.get_json())
@@ -137,23 +148,26 @@ def complete_login_http(rounds: int, warmup: int, bare: BareLibopaque) -> list[P
                 assert ke3 is not None, f"the client refused KE2: {body}"
                 finish_bodies.append({"loginId": body["loginId"], "finishLoginRequest": b64(ke3)})
             finish_seconds, pass_auth_tokens = [], []
-            for finish_body in finish_bodies:
-                seconds, finish = timed_post("/login/finish", finish_body)
+            for user, finish_body in zip(batch, finish_bodies, strict=True):
+                seconds, finish = timed_post("/login/finish", finish_body, address(user))
                 finish_seconds.append(seconds)
                 assert finish.status_code == 200, finish.get_json()  # a functional check, not a timing one
                 pass_auth_tokens.append(finish.get_json()["passAuthToken"])
             clock.advance(30)
             codes = [pyotp.TOTP(user.secret).at(clock()) for user in batch]
             totp_seconds = []
-            for token, code in zip(pass_auth_tokens, codes, strict=True):
-                seconds, verified = timed_post("/totp/verify-login", {"passAuthToken": token, "code": code})
+            for user, token, code in zip(batch, pass_auth_tokens, codes, strict=True):
+                body = {"passAuthToken": token, "code": code}
+                seconds, verified = timed_post("/totp/verify-login", body, address(user))
                 totp_seconds.append(seconds)
                 assert verified.status_code == 200, verified.get_json()
             # /login/init for a name with no account must cost the same (RFC 9807 section 10.9).
             unknown_seconds = []
-            for start in starts:
+            for number, start in enumerate(starts):
                 seconds, _ = timed_post(
-                    "/login/init", {"username": "no.such.user", "startLoginRequest": b64(start.ke1)}
+                    "/login/init",
+                    {"username": "no.such.user", "startLoginRequest": b64(start.ke1)},
+                    f"198.51.100.{number + 1}",
                 )
                 unknown_seconds.append(seconds)
             # The baseline in the same stretch of time: this VM's speed drifts by a fifth over

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, TooManyRequests
 
 from cypher import base64url
 from cypher.services.errors import CypherError, InvalidMessage, InvalidRequest
@@ -159,6 +159,8 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(status, code, message)
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
+        if isinstance(error, TooManyRequests) and error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)  # whole seconds (ratelimit.py)
         return response
 
     @app.errorhandler(Exception)

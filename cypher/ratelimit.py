@@ -1,43 +1,133 @@
-"""Per-client-address rate limits on every authentication endpoint (Flask-Limiter).
+"""Per-client-address rate limits on every authentication endpoint, on the `limits` library.
 
-Counters live in `CYPHER_RATELIMIT_STORAGE`: `memory://` for one process, `redis://...` when
-several workers or machines serve, so that a limit reached through one holds on all.
+Each limit of `CYPHER_RATELIMIT_AUTH` (limits notation, e.g. `10 per minute; 100 per hour`) is a
+moving window per client address and endpoint. Counters live in `CYPHER_RATELIMIT_STORAGE`:
+`memory://` for one process, `redis://...` when several workers or machines serve, so that a limit
+reached through one holds on all. A request past a limit is answered `429 rate_limited` with
+`Retry-After` (cypher/http.py), before its view runs.
+
+Why `limits` itself rather than Flask-Limiter, its Flask extension (which DESIGN.md named and
+Cypher used until the login's cost was measured with limits on, docs/performance.md):
+Flask-Limiter resolves, re-parses and rebuilds every limit on every request, about 120 us a
+request on the development VM around a `limits` hit of 6 us; with its headers on it asked the
+storage again for every response, a second Redis round trip per request. Cypher needs one limit
+per address and endpoint, which is one `hit` per limit. The keys are the ones Flask-Limiter
+wrote (`LIMITER/<prefix>/<address>/<endpoint>/<amount>/<multiples>/<period>`, under the Redis
+storage's `LIMITS:`), so counters in Redis carry over.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections import deque
+from typing import Protocol
+
 from flask import Blueprint, Flask, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, WindowStats, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
+
+IN_PROCESS = "memory://"
 
 
-class BlueprintLimiter(Limiter):
-    """Flask-Limiter, consulted only for requests to the blueprints it limits.
+class MovingWindow(Protocol):
+    """The two calls of `limits.strategies.MovingWindowRateLimiter` that Cypher makes."""
 
-    Flask-Limiter checks every request of the application, limited or not; on a request no
-    limit covers (the pages, /healthz) that check cost a tenth of the request. Limits themselves
-    are Flask-Limiter's, unchanged. (The nginx gateway's /auth/verify never reaches Flask.)
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+class InProcessMovingWindow:
+    """The moving window of `limits`, in this process's memory, for `memory://`.
+
+    limits' own MemoryStorage expires entries from a timer thread that it starts again 10 ms
+    after the last one ended, so nearly every request to a quiet server started a thread (about
+    75 us of a login's three requests here, with the thread contending for the GIL). Here a
+    key's old entries go when the key is next hit, and every SWEEP_EVERY hits drop the keys that
+    went quiet, so addresses that came once do not stay.
     """
 
-    def __init__(self, app: Flask, limited: list[Blueprint], **options: object) -> None:
-        self._limited_blueprints = frozenset(blueprint.name for blueprint in limited)
-        super().__init__(get_remote_address, app=app, **options)  # type: ignore[arg-type]
+    SWEEP_EVERY = 1024
 
-    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
-        if request.blueprint in self._limited_blueprints:
-            super()._check_request_limit(callable_name, in_middleware)
+    def __init__(self, longest_window: int) -> None:
+        self._longest_window = longest_window  # seconds, of the longest limit counted here
+        self._hits: dict[str, deque[float]] = {}  # per key, the accepted hits' times, oldest first
+        self._lock = threading.Lock()  # gthread workers serve requests on several threads
+        self._hits_since_sweep = 0
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Accept and count a hit unless `item.amount` were accepted in the last window."""
+        key, now, window = item.key_for(*identifiers), time.time(), item.get_expiry()
+        with self._lock:
+            self._hits_since_sweep += 1
+            if self._hits_since_sweep >= self.SWEEP_EVERY:
+                self._sweep(now)
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            if len(hits) >= item.amount:
+                return False
+            hits.append(now)
+            return True
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        """When the oldest hit in the window leaves it, and how many more it would accept now."""
+        key, now, window = item.key_for(*identifiers), time.time(), item.get_expiry()
+        with self._lock:
+            live = [moment for moment in self._hits.get(key, ()) if moment > now - window]
+        reset_time = live[0] + window if live else now
+        return WindowStats(reset_time, item.amount - len(live))
+
+    def _sweep(self, now: float) -> None:
+        """Drop the keys whose newest hit has left even the longest window (the lock is held)."""
+        quiet = [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self._longest_window]
+        for key in quiet:
+            del self._hits[key]
+        self._hits_since_sweep = 0
 
 
-def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> Limiter:
-    limiter = BlueprintLimiter(
-        app,
-        blueprints,
-        storage_uri=app.config["RATELIMIT_STORAGE"],
-        headers_enabled=True,  # Retry-After on a 429, as the API says
-        enabled=app.config["RATELIMIT_ENABLED"],
-        key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
-        strategy="moving-window",
+class AddressLimits:
+    """The configured limits, each counted per (client address, endpoint) in a moving window."""
+
+    def __init__(self, storage_uri: str, limits: str, key_prefix: str) -> None:
+        self.items: list[RateLimitItem] = parse_many(limits)  # ValueError at start on bad notation
+        self._window: MovingWindow = (
+            InProcessMovingWindow(longest_window=max(item.get_expiry() for item in self.items))
+            if storage_uri == IN_PROCESS
+            else MovingWindowRateLimiter(storage_from_string(storage_uri))
+        )
+        self._key_prefix = key_prefix
+
+    def hit(self, address: str, endpoint: str) -> int | None:
+        """Count one request: None while it is within every limit, else the whole seconds until
+        the limit it broke lets another through (for Retry-After, at least 1)."""
+        for item in self.items:  # in the order written; the first limit broken refuses
+            if not self._window.hit(item, self._key_prefix, address, endpoint):
+                stats = self._window.get_window_stats(item, self._key_prefix, address, endpoint)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return None
+
+
+def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> AddressLimits | None:
+    """Check the limits before every request to `blueprints` (their own before-request scope,
+    so no other request pays for it); None when CYPHER_RATELIMIT_ENABLED is off."""
+    if not app.config["RATELIMIT_ENABLED"]:
+        return None
+    limits = AddressLimits(
+        app.config["RATELIMIT_STORAGE"], app.config["RATELIMIT_AUTH"], app.config["RATELIMIT_KEY_PREFIX"]
     )
+
+    def check_rate_limits() -> None:
+        # remote_addr is the client's own behind a trusted proxy (ProxyFix, TRUSTED_PROXIES), and
+        # the connecting address otherwise.
+        retry_after = limits.hit(request.remote_addr or "", request.endpoint or "")
+        if retry_after is not None:
+            raise TooManyRequests(retry_after=retry_after)
+
     for blueprint in blueprints:
-        limiter.limit(app.config["RATELIMIT_AUTH"])(blueprint)
-    return limiter
+        app.before_request_funcs.setdefault(blueprint.name, []).append(check_rate_limits)
+    return limits

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from flask import Flask
 
 from cypher import create_app
+from cypher.ratelimit import AddressLimits, InProcessMovingWindow
 from tests.test_opaque_api import _error
 
 REDIS_URL = os.environ.get("CYPHER_TEST_REDIS_URL")
@@ -30,7 +33,7 @@ def test_the_fourth_request_in_a_minute_is_refused(limited: Flask) -> None:
         assert client.post("/login/init", json={}).status_code == 400  # counted, whatever the outcome
     refused = client.post("/login/init", json={})
     _error(refused, 429, "rate_limited")
-    assert int(refused.headers["Retry-After"]) > 0
+    assert 0 < int(refused.headers["Retry-After"]) <= 60  # whole seconds, within the minute
     # Each endpoint has its own count, and other addresses their own.
     assert client.post("/register/init", json={}).status_code == 400
     other = client.post("/login/init", json={}, environ_base={"REMOTE_ADDR": "192.0.2.7"})
@@ -82,4 +85,84 @@ def test_forwarded_addresses_count_only_behind_a_trusted_proxy(app_config: dict[
             expected = 400 if trusted or address.endswith(".1") else 429
             assert response.status_code == expected
     finally:
+        app.extensions["cypher"].store.dispose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage_uri(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if not REDIS_URL:
+        pytest.skip("Redis: set CYPHER_TEST_REDIS_URL (.ci/run does when Redis answers)")
+    return str(REDIS_URL)
+
+
+def test_every_limit_written_is_enforced_in_its_own_window(storage_uri: str) -> None:
+    limits = AddressLimits(storage_uri, "2 per hour; 3 per day", key_prefix=f"unit-{secrets.token_hex(4)}")
+    assert [limits.hit("192.0.2.1", "opaque.login_init") for _ in range(2)] == [None, None]
+    retry_after = limits.hit("192.0.2.1", "opaque.login_init")
+    assert retry_after is not None and 3590 < retry_after <= 3600  # the hourly limit refused it
+    # Another endpoint, or another address, is counted apart.
+    assert limits.hit("192.0.2.1", "opaque.login_finish") is None
+    assert limits.hit("192.0.2.2", "opaque.login_init") is None
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_in_process_window_moves_and_forgets_quiet_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeTime()
+    monkeypatch.setattr(time, "time", clock)
+    limits = AddressLimits("memory://", "2 per minute; 5 per hour", key_prefix="unit")
+    assert limits.hit("192.0.2.1", "opaque.login_init") is None
+    clock.now += 40
+    assert limits.hit("192.0.2.1", "opaque.login_init") is None
+    assert limits.hit("192.0.2.1", "opaque.login_init") == 20  # the first hit leaves the minute in 20 s
+    clock.now += 20
+    assert limits.hit("192.0.2.1", "opaque.login_init") is None  # it has left; the hour still counts
+    window = cast(InProcessMovingWindow, limits._window)
+    assert len(window._hits) == 2  # one key per (address, endpoint, limit)
+    clock.now += 3600  # past the longest window: the address has gone quiet
+    for _ in range(InProcessMovingWindow.SWEEP_EVERY):  # a busy address brings the sweep round
+        limits.hit("192.0.2.9", "opaque.login_finish")
+    assert set(window._hits) == {
+        item.key_for("unit", "192.0.2.9", "opaque.login_finish") for item in limits.items
+    }  # the quiet address's counters were dropped, the busy one's kept
+
+
+def test_a_limit_in_unknown_notation_stops_the_start(app_config: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        create_app({**app_config, "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "thirty a minute"})
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="Redis: set CYPHER_TEST_REDIS_URL (.ci/run does when Redis answers)")
+def test_counters_in_redis_keep_the_keys_flask_limiter_wrote(app_config: dict[str, object]) -> None:
+    """Counters of a deployment that ran with Flask-Limiter still count after the upgrade."""
+    import redis
+
+    prefix = f"cypher-test-{secrets.token_hex(4)}"
+    app = create_app(
+        {
+            **app_config,
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_AUTH": "2 per minute",
+            "RATELIMIT_STORAGE": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": prefix,
+        }
+    )
+    connection = redis.Redis.from_url(str(REDIS_URL))
+    key = f"LIMITS:LIMITER/{prefix}/127.0.0.1/opaque.login_init/2/1/minute"  # the storage adds LIMITS:
+    try:
+        assert app.test_client().post("/login/init", json={}).status_code == 400
+        assert connection.llen(key) == 1  # the moving window is a list of timestamps
+        connection.lpush(key, str(time.time()))  # a request counted before the upgrade
+        _error(app.test_client().post("/login/init", json={}), 429, "rate_limited")
+    finally:
+        connection.delete(key)
+        connection.close()
         app.extensions["cypher"].store.dispose()
