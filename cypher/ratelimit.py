@@ -66,7 +66,9 @@ class InProcessMovingWindow:
             self._hits_since_sweep += 1
             if self._hits_since_sweep >= self.SWEEP_EVERY:
                 self._sweep(now)
-            hits = self._hits.setdefault(key, deque())
+            hits = self._hits.get(key)
+            if hits is None:  # not setdefault: that would build a deque on every hit
+                hits = self._hits[key] = deque()
             while hits and hits[0] <= now - window:
                 hits.popleft()
             if len(hits) >= item.amount:

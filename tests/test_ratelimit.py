@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import cast
 
 import pytest
+import redis
 from flask import Flask
 
 from cypher import create_app
@@ -143,8 +144,6 @@ def test_a_limit_in_unknown_notation_stops_the_start(app_config: dict[str, objec
 @pytest.mark.skipif(not REDIS_URL, reason="Redis: set CYPHER_TEST_REDIS_URL (.ci/run does when Redis answers)")
 def test_counters_in_redis_keep_the_keys_flask_limiter_wrote(app_config: dict[str, object]) -> None:
     """Counters of a deployment that ran with Flask-Limiter still count after the upgrade."""
-    import redis
-
     prefix = f"cypher-test-{secrets.token_hex(4)}"
     app = create_app(
         {
