@@ -7,15 +7,16 @@ import json
 import socket
 import struct
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from flask import Flask, request
+from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from cypher import create_app
-from cypher.http import json_body
+from cypher.http import json_body, json_response
 from cypher.wiring import Services
 from tests.test_opaque_api import _error, row_counts
 
@@ -173,3 +174,29 @@ def test_a_malformed_session_id_is_not_found(client: FlaskClient, actions, user)
     for bad in ("a%00b", "x" * 65, "a.b"):
         response = client.delete(f"/api/sessions/{bad}", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
         _error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "alice", "expiresIn": 900, "valid": True, "ip": None},
+        {"userAgent": 'Mozilla/5.0 (X11; Linux) \u00e9\u4e2d\U0001f600 "quoted" \\ </script>\n'},
+        {"sessions": [{"id": "a", "current": False}, {"id": "b", "current": True}], "empty": {}},
+        {"z": 1, "a": 2},  # the order given, not sorted
+    ],
+)
+def test_json_response_writes_what_jsonify_writes(app: Flask, body: dict[str, object]) -> None:
+    """The API's bodies did not change when the blueprints left jsonify: same bytes, same type."""
+    with app.test_request_context():
+        expected = jsonify(body)
+        response = json_response(body, 201)
+    assert response.get_data() == expected.get_data()
+    assert response.content_type == expected.content_type == "application/json"
+    assert response.status_code == 201
+    assert json.loads(response.get_data()) == body
+
+
+def test_json_response_refuses_what_json_cannot_hold(app: Flask) -> None:
+    """A datetime is a programming error here (views format their own timestamps), not an HTTP date."""
+    with pytest.raises(TypeError):
+        json_response({"at": datetime.now(UTC)})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from cypher.blueprints.authn import current_principal, ended_session_response
 from cypher.blueprints.opaque import registration_response
-from cypher.http import base64url_field, json_body, string_field
+from cypher.http import base64url_field, json_body, json_response, string_field
 from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
 from cypher.wiring import services
 
@@ -34,7 +34,7 @@ def password_finish() -> Response:
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
         string_field(body, "code", MAX_CODE_FIELD),
     )
-    return jsonify(username=principal.username, revokedSessions=revoked)
+    return json_response({"username": principal.username, "revokedSessions": revoked})
 
 
 @bp.post("/recovery-codes")
@@ -42,7 +42,7 @@ def recovery_codes() -> Response:
     principal = current_principal()
     body = json_body()
     codes = services().accounts.regenerate_recovery_codes(principal, string_field(body, "code", MAX_CODE_FIELD))
-    response = jsonify(recoveryCodes=codes)
+    response = json_response({"recoveryCodes": codes})
     response.headers["Cache-Control"] = "no-store"
     return response
 

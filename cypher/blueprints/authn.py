@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 from werkzeug.http import dump_cookie
 
+from cypher.http import json_response
 from cypher.services.errors import InvalidToken, OriginRejected
 from cypher.services.sessions import ClientInfo, Principal, SessionTokens
 from cypher.wiring import services
@@ -102,13 +103,15 @@ def clear_cookie(response: Response, name: str) -> None:
 
 def session_response(tokens: SessionTokens) -> Response:
     """The API's token answer, with both tokens also set as HttpOnly cookies."""
-    response = jsonify(
-        username=tokens.username,
-        accessToken=tokens.access.token,
-        refreshToken=tokens.refresh.token,
-        tokenType="Bearer",
-        expiresIn=tokens.access.lifetime_seconds,
-        refreshExpiresIn=tokens.refresh.lifetime_seconds,
+    response = json_response(
+        {
+            "username": tokens.username,
+            "accessToken": tokens.access.token,
+            "refreshToken": tokens.refresh.token,
+            "tokenType": "Bearer",
+            "expiresIn": tokens.access.lifetime_seconds,
+            "refreshExpiresIn": tokens.refresh.lifetime_seconds,
+        }
     )
     _cookie(response, ACCESS_COOKIE, tokens.access.token, tokens.access.lifetime_seconds, "/")
     _cookie(response, REFRESH_COOKIE, tokens.refresh.token, tokens.refresh.lifetime_seconds, REFRESH_PATH)
@@ -118,7 +121,7 @@ def session_response(tokens: SessionTokens) -> Response:
 
 def ended_session_response(body: dict[str, Any] | None) -> Response:
     """A response that clears the session cookies; with a JSON body, or empty."""
-    response = jsonify(body) if body is not None else Response()
+    response = json_response(body) if body is not None else Response()
     clear_cookie(response, ACCESS_COOKIE)
     clear_cookie(response, REFRESH_COOKIE)
     return response

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from cypher.http import error_response
+from cypher.http import error_response, json_response
 from cypher.wiring import services
 
 bp = Blueprint("gateway", __name__)
@@ -22,4 +22,4 @@ def healthz() -> Response:
     except SQLAlchemyError as error:
         log.warning("health check: database unreachable: %s", type(error).__name__)
         return error_response(503, "database_unavailable", "The database cannot be reached.")
-    return jsonify(status="ok")
+    return json_response({"status": "ok"})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from cypher import base64url
 from cypher.blueprints.authn import set_pass_auth_cookie
-from cypher.http import base64url_field, json_body, string_field
+from cypher.http import base64url_field, json_body, json_response, string_field
 from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
@@ -26,10 +26,12 @@ MAX_LOGIN_ID_FIELD = 256  # a loginId is 199 characters (215 with the longest ke
 
 def registration_response(started: RegistrationStarted) -> Response:
     """The answer to the first step of an OPAQUE registration (new account or password change)."""
-    return jsonify(
-        username=started.username,
-        serverId=started.server_id,
-        registrationResponse=base64url.encode(started.registration_response),
+    return json_response(
+        {
+            "username": started.username,
+            "serverId": started.server_id,
+            "registrationResponse": base64url.encode(started.registration_response),
+        }
     )
 
 
@@ -44,16 +46,17 @@ def register_init() -> Response:
 
 
 @bp.post("/register/finish")
-def register_finish() -> tuple[Response, int]:
+def register_finish() -> Response:
     body = json_body()
     finished = services().opaque.finish_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
     )
     enrollment = finished.enrollment
-    return jsonify(
-        username=finished.username, enrollmentToken=enrollment.token, expiresIn=enrollment.lifetime_seconds
-    ), 201
+    return json_response(
+        {"username": finished.username, "enrollmentToken": enrollment.token, "expiresIn": enrollment.lifetime_seconds},
+        201,
+    )
 
 
 @bp.post("/login/init")
@@ -63,11 +66,13 @@ def login_init() -> Response:
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "startLoginRequest", KE1_BYTES),
     )
-    return jsonify(
-        loginId=started.login_id,
-        username=started.username,
-        serverId=started.server_id,
-        loginResponse=base64url.encode(started.login_response),
+    return json_response(
+        {
+            "loginId": started.login_id,
+            "username": started.username,
+            "serverId": started.server_id,
+            "loginResponse": base64url.encode(started.login_response),
+        }
     )
 
 
@@ -79,7 +84,9 @@ def login_finish() -> Response:
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
     )
     pass_auth = finished.pass_auth
-    response = jsonify(username=finished.username, passAuthToken=pass_auth.token, expiresIn=pass_auth.lifetime_seconds)
+    response = json_response(
+        {"username": finished.username, "passAuthToken": pass_auth.token, "expiresIn": pass_auth.lifetime_seconds}
+    )
     set_pass_auth_cookie(response, pass_auth.token, pass_auth.lifetime_seconds)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -87,4 +94,4 @@ def login_finish() -> Response:
 
 @bp.get("/api/opaque-config")
 def opaque_config() -> Response:
-    return jsonify(serverId=services().opaque.server_id, keyStretching=KEY_STRETCHING)
+    return json_response({"serverId": services().opaque.server_id, "keyStretching": KEY_STRETCHING})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from cypher.blueprints.authn import (
     ACCESS_COOKIE,
@@ -15,7 +15,7 @@ from cypher.blueprints.authn import (
     session_response,
     token_from,
 )
-from cypher.http import optional_json_body
+from cypher.http import json_response, optional_json_body
 from cypher.services.errors import CypherError, InvalidToken, NotFound
 from cypher.wiring import services
 
@@ -43,7 +43,7 @@ def refresh_token() -> Response:
 
 
 @bp.post("/verify-access")
-def verify_access() -> tuple[Response, int] | Response:
+def verify_access() -> Response:
     body = optional_json_body()
     try:
         token = token_from(body, "accessToken", ACCESS_COOKIE, changes_state=False)
@@ -51,12 +51,14 @@ def verify_access() -> tuple[Response, int] | Response:
             raise InvalidToken("Send an access token.")
         principal = services().sessions.verify(token)
     except CypherError as error:
-        return jsonify(valid=False, error=error.message, code=error.code), 401
-    return jsonify(
-        valid=True,
-        username=principal.username,
-        sessionId=principal.session_id,
-        expiresAt=_timestamp(principal.expires_at),
+        return json_response({"valid": False, "error": error.message, "code": error.code}, 401)
+    return json_response(
+        {
+            "valid": True,
+            "username": principal.username,
+            "sessionId": principal.session_id,
+            "expiresAt": _timestamp(principal.expires_at),
+        }
     )
 
 
@@ -75,18 +77,20 @@ def logout_all() -> Response:
 @bp.get("/sessions")
 def list_sessions() -> Response:
     views = services().sessions.list(current_principal())
-    return jsonify(
-        sessions=[
-            {
-                "id": view.id,
-                "createdAt": _timestamp(view.created_at),
-                "lastSeenAt": _timestamp(view.last_seen_at),
-                "ip": view.ip,
-                "userAgent": view.user_agent,
-                "current": view.current,
-            }
-            for view in views
-        ]
+    return json_response(
+        {
+            "sessions": [
+                {
+                    "id": view.id,
+                    "createdAt": _timestamp(view.created_at),
+                    "lastSeenAt": _timestamp(view.last_seen_at),
+                    "ip": view.ip,
+                    "userAgent": view.user_agent,
+                    "current": view.current,
+                }
+                for view in views
+            ]
+        }
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from cypher.blueprints.authn import (
     PASS_AUTH_COOKIE,
@@ -14,7 +14,7 @@ from cypher.blueprints.authn import (
     session_response,
     token_from,
 )
-from cypher.http import json_body, optional_string_field, string_field
+from cypher.http import json_body, json_response, optional_string_field, string_field
 from cypher.services.errors import InvalidRequest, InvalidToken
 from cypher.wiring import services
 
@@ -35,7 +35,9 @@ def _enrollment_token() -> str:
 def setup() -> Response:
     json_body()  # the body is {}; anything but a JSON object is still refused
     enrollment = services().totp.setup(_enrollment_token())
-    response = jsonify(secret=enrollment.secret, otpauthUri=enrollment.otpauth_uri, qrCode=enrollment.qr_code)
+    response = json_response(
+        {"secret": enrollment.secret, "otpauthUri": enrollment.otpauth_uri, "qrCode": enrollment.qr_code}
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -44,7 +46,7 @@ def setup() -> Response:
 def verify_setup() -> Response:
     body = json_body()
     activated = services().totp.verify_setup(_enrollment_token(), string_field(body, "code", MAX_CODE_FIELD))
-    response = jsonify(username=activated.username, recoveryCodes=activated.recovery_codes)
+    response = json_response({"username": activated.username, "recoveryCodes": activated.recovery_codes})
     response.headers["Cache-Control"] = "no-store"
     return response
 
