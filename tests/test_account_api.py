@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from cypher.services.clock import ManualClock
-from cypher.store.models import RecoveryCode, RefreshToken, RegistrationState, User, UserSession
+from cypher.store.models import RecoveryCode, RegistrationState, User, UserSession
 from cypher.wiring import Services
 from tests.auth_actions import ORIGIN, AuthActions, Enrolled
 from tests.conftest import SERVER_ID
@@ -98,7 +98,7 @@ def row_counts(services: Services) -> dict[str, int]:
     with services.store.database.reading() as connection:
         return {
             model.__tablename__: connection.scalar(select(func.count()).select_from(model)) or 0
-            for model in (User, UserSession, RefreshToken, RecoveryCode, RegistrationState)
+            for model in (User, UserSession, RecoveryCode, RegistrationState)
         }
 
 

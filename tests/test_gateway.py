@@ -92,7 +92,6 @@ def test_a_broken_database_is_a_500_without_details(
     """A real failure, not a stand-in: the sessions table is gone. nginx gets the error shape."""
     actions.session(user)
     with services.store.engine.begin() as connection:
-        connection.execute(text("DROP TABLE refresh_tokens"))
         connection.execute(text("DROP TABLE sessions"))
     response = client.get("/auth/verify")
     _error(response, 500, "internal_error")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from cypher.services.clock import ManualClock
+from cypher.services.tokens import TokenPurpose
+from cypher.store.migrate import alembic_config, upgrade
 from cypher.wiring import Services
 from tests.auth_actions import ORIGIN, AuthActions, Enrolled
 from tests.concurrency import race
@@ -113,6 +117,65 @@ def test_refresh_rotates_and_reuse_revokes_the_session(
     # The whole session is gone: its newest tokens too.
     _refuted(_verify(client, second["accessToken"]))
     _error(client.post("/api/refresh-token", json={"refreshToken": second["refreshToken"]}), 401, "invalid_token")
+
+
+def test_a_spent_refresh_token_of_an_ended_session_is_still_reuse(
+    client: FlaskClient, actions: AuthActions, user: Enrolled
+) -> None:
+    first = actions.session(user)
+    second = client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}).get_json()
+    assert client.post("/api/logout", headers=_bearer(second["accessToken"])).status_code == 200
+    _error(client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}), 401, "token_reused")
+    _error(client.post("/api/refresh-token", json={"refreshToken": second["refreshToken"]}), 401, "invalid_token")
+
+
+def _jti(services: Services, refresh_token: str) -> str:
+    return services.tokens.parse(refresh_token, TokenPurpose.REFRESH).token_id
+
+
+def _refresh_pointers(services: Services) -> list[tuple[str, str | None]]:
+    with services.store.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text("SELECT id, refresh_token_id FROM sessions"))]
+
+
+def test_rotation_moves_the_sessions_one_pointer_on(
+    client: FlaskClient, actions: AuthActions, user: Enrolled, services: Services
+) -> None:
+    """Rotation rewrites the session row's current token; nothing piles up per refresh."""
+    tokens = actions.session(user)
+    session_id = services.tokens.parse(tokens["refreshToken"], TokenPurpose.REFRESH).session_id
+    for _ in range(3):
+        tokens = client.post("/api/refresh-token", json={"refreshToken": tokens["refreshToken"]}).get_json()
+        assert _refresh_pointers(services) == [(session_id, _jti(services, tokens["refreshToken"]))]
+
+
+def test_the_refresh_pointer_migration_keeps_each_sessions_current_token(
+    app: Flask, client: FlaskClient, actions: AuthActions, user: Enrolled, services: Services
+) -> None:
+    """Down to 0003 and up again: the current refresh token still refreshes, a spent one is reuse."""
+    first = actions.session(user)
+    current = client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}).get_json()
+    engine = services.store.engine
+    with engine.connect() as connection:
+        command.downgrade(alembic_config(connection), "0003")
+        connection.commit()
+    with engine.begin() as connection:
+        carried = connection.execute(text("SELECT id, spent_at FROM refresh_tokens")).all()
+        assert [tuple(row) for row in carried] == [(_jti(services, current["refreshToken"]), None)]
+        # As 0003's code left it: the first token spent beside the current one.
+        connection.execute(
+            text(
+                "INSERT INTO refresh_tokens (id, session_id, issued_at, expires_at, spent_at)"
+                " SELECT :id, session_id, issued_at, expires_at, issued_at FROM refresh_tokens"
+            ),
+            {"id": _jti(services, first["refreshToken"])},
+        )
+    upgrade(engine)
+    assert [pointer for _session, pointer in _refresh_pointers(services)] == [_jti(services, current["refreshToken"])]
+    refreshed = client.post("/api/refresh-token", json={"refreshToken": current["refreshToken"]})
+    assert refreshed.status_code == 200
+    _error(client.post("/api/refresh-token", json={"refreshToken": first["refreshToken"]}), 401, "token_reused")
+    _refuted(_verify(client, refreshed.get_json()["accessToken"]))
 
 
 def test_refresh_by_cookie_needs_our_origin(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:

@@ -83,12 +83,12 @@ class SessionService:
         session_id = _session_id(claims)
         minted: list[SessionTokens] = []
 
-        def successor(session: SessionRecord) -> tuple[str, datetime]:
+        def successor(session: SessionRecord) -> str:
             if session.username != claims.subject:
                 raise InvalidToken()
             tokens = self._mint_pair(claims.subject, session_id, session_ends_at=session.expires_at)
             minted.append(tokens)
-            return tokens.refresh.claims.token_id, tokens.refresh.claims.expires_at
+            return tokens.refresh.claims.token_id
 
         outcome = self._store.sessions.rotate_refresh(claims.token_id, session_id, self._clock(), successor)
         if outcome is Rotation.REUSED:

@@ -116,7 +116,10 @@ class PassAuthUse(Base):
 
 
 class UserSession(Base):
-    """A logged-in device. Revoking it stops its access and refresh tokens at once."""
+    """A logged-in device. Revoking it stops its access and refresh tokens at once.
+
+    It names its one current refresh token (by jti): rotation is a compare-and-set on that column,
+    and an authentic refresh token of the session that is not the current one was spent before."""
 
     __tablename__ = "sessions"
 
@@ -128,15 +131,5 @@ class UserSession(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class RefreshToken(Base):
-    """One issued refresh token (by its jti). Spending is a compare-and-set on spent_at."""
-
-    __tablename__ = "refresh_tokens"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    spent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # NULL only for a session migrated without an unspent token: it accepts no refresh token.
+    refresh_token_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

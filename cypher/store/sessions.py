@@ -1,7 +1,8 @@
-"""Sessions and their refresh tokens. Rotation is one compare-and-set on the spent token."""
+"""Sessions, each naming its current refresh token. Rotation is one compare-and-set on the session row."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,12 +12,11 @@ from typing import cast
 from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 
 from cypher.store.database import Database
-from cypher.store.models import RefreshToken, UserSession
+from cypher.store.models import UserSession
 from cypher.store.records import users
 from cypher.store.sql import Row, Transaction, utc_required
 
 sessions = cast(Table, UserSession.__table__)
-refresh_tokens = cast(Table, RefreshToken.__table__)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class SessionRecord:
 
 @dataclass(frozen=True)
 class NewSession:
-    """A session row to create, with its first refresh token."""
+    """A session row to create, naming its first refresh token."""
 
     session_id: str
     user_id: int
@@ -47,7 +47,7 @@ class NewSession:
 class Rotation(Enum):
     ROTATED = "rotated"
     REUSED = "reused"  # the token was spent before: the session is now revoked
-    UNKNOWN = "unknown"  # no such token, or it or its session has expired or been revoked
+    UNKNOWN = "unknown"  # no such session, or it has expired or been revoked
 
 
 _SESSION_COLUMNS = (
@@ -69,20 +69,24 @@ _SELECT_LIVE_SESSION = """
     FROM sessions JOIN users ON users.id = sessions.user_id
     WHERE sessions.id = :session_id AND sessions.revoked_at IS NULL AND sessions.expires_at > :now
 """
-_SPEND_REFRESH = """
-    UPDATE refresh_tokens SET spent_at = :now
-    WHERE id = :token_id AND session_id = :session_id AND spent_at IS NULL AND expires_at > :now
+# The same columns, then revoked_at and refresh_token_id, live or not: a spent refresh token of a
+# revoked session still answers token_reused.
+_SELECT_SESSION_FOR_REFRESH = """
+    SELECT sessions.id, sessions.user_id, users.username, sessions.created_at, sessions.last_seen_at,
+           sessions.expires_at, sessions.ip, sessions.user_agent, sessions.revoked_at, sessions.refresh_token_id
+    FROM sessions JOIN users ON users.id = sessions.user_id
+    WHERE sessions.id = :session_id
 """
-_SELECT_REFRESH_SPENT_AT = "SELECT spent_at FROM refresh_tokens WHERE id = :token_id AND session_id = :session_id"
+# The compare-and-set: only the current token of a live session moves it on (and marks it seen).
+_ROTATE_REFRESH = """
+    UPDATE sessions SET refresh_token_id = :new_token_id, last_seen_at = :now
+    WHERE id = :session_id AND refresh_token_id = :token_id AND revoked_at IS NULL AND expires_at > :now
+"""
 _REVOKE_SESSION = "UPDATE sessions SET revoked_at = :now WHERE id = :session_id AND revoked_at IS NULL"
 _TOUCH = "UPDATE sessions SET last_seen_at = :now WHERE id = :session_id"
 _INSERT_SESSION = """
-    INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
-    VALUES (:id, :user_id, :created_at, :created_at, :expires_at, :ip, :user_agent)
-"""
-_INSERT_REFRESH = """
-    INSERT INTO refresh_tokens (id, session_id, issued_at, expires_at)
-    VALUES (:id, :session_id, :issued_at, :expires_at)
+    INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent, refresh_token_id)
+    VALUES (:id, :user_id, :created_at, :created_at, :expires_at, :ip, :user_agent, :refresh_token_id)
 """
 
 
@@ -95,7 +99,7 @@ def revoke_sessions(connection: Connection, user_id: int, now: datetime, keep_se
 
 
 def insert_session(transaction: Transaction, new: NewSession) -> None:
-    """Create the session and its first refresh token, inside the caller's transaction."""
+    """Create the session, naming its first refresh token, inside the caller's transaction."""
     transaction.execute(
         _INSERT_SESSION,
         {
@@ -105,23 +109,9 @@ def insert_session(transaction: Transaction, new: NewSession) -> None:
             "expires_at": new.expires_at,
             "ip": new.ip,
             "user_agent": new.user_agent,
+            "refresh_token_id": new.refresh_token_id,
         },
     )
-    transaction.execute(
-        _INSERT_REFRESH,
-        {
-            "id": new.refresh_token_id,
-            "session_id": new.session_id,
-            "issued_at": new.created_at,
-            "expires_at": new.expires_at,
-        },
-    )
-
-
-def _was_spent(transaction: Transaction, token: dict[str, str]) -> bool:
-    """Whether the refresh token (`token_id`, `session_id`) exists and was spent before."""
-    row = transaction.first(_SELECT_REFRESH_SPENT_AT, token)
-    return row is not None and row[0] is not None
 
 
 def _session_record(row: Row) -> SessionRecord:
@@ -154,31 +144,33 @@ class SessionStore:
             transaction.execute(_TOUCH, {"session_id": session_id, "now": now})
 
     def rotate_refresh(
-        self, token_id: str, session_id: str, now: datetime, successor: Callable[[SessionRecord], tuple[str, datetime]]
+        self, token_id: str, session_id: str, now: datetime, successor: Callable[[SessionRecord], str]
     ) -> Rotation:
-        """Spend a refresh token and record its successor, or detect its reuse.
+        """Move the session on from refresh token `token_id` to its successor, or detect reuse.
 
-        `successor` gets the live session and returns the new refresh token's id and expiry.
-        Of several concurrent calls with one token, exactly one finds it unspent; every other
-        call finds it spent and so revokes the session, as RFC 9700 recommends.
+        `token_id` is the jti of an authentic refresh token of this session (the caller parsed
+        it), so if it is not the session's current token it was spent before. `successor` gets
+        the live session and returns the new token's jti. Of several concurrent calls with one
+        token exactly one moves the session on; every other one finds the token spent and so
+        revokes the session, as RFC 9700 recommends.
         """
-        token = {"token_id": token_id, "session_id": session_id}
+        revoke = {"session_id": session_id, "now": now}
         with self._database.direct.writing() as transaction:
-            row = transaction.first(_SELECT_LIVE_SESSION, {"session_id": session_id, "now": now})
+            row = transaction.first(_SELECT_SESSION_FOR_REFRESH, {"session_id": session_id})
             if row is None:
-                # Revoked or over: nothing is spent; a spent token still counts as reused.
-                return Rotation.REUSED if _was_spent(transaction, token) else Rotation.UNKNOWN
-            if transaction.execute(_SPEND_REFRESH, {**token, "now": now}) != 1:
-                if not _was_spent(transaction, token):
-                    return Rotation.UNKNOWN  # no such token, or it has expired
-                transaction.execute(_REVOKE_SESSION, {"session_id": session_id, "now": now})
+                return Rotation.UNKNOWN  # purged, or its account was deleted
+            session, revoked_at, current_token_id = _session_record(row[:8]), row[8], row[9]
+            if current_token_id is None or not hmac.compare_digest(current_token_id, token_id):
+                transaction.execute(_REVOKE_SESSION, revoke)  # a no-op for a session already revoked
                 return Rotation.REUSED
-            new_token_id, new_expires_at = successor(_session_record(row))
-            transaction.execute(
-                _INSERT_REFRESH,
-                {"id": new_token_id, "session_id": session_id, "issued_at": now, "expires_at": new_expires_at},
-            )
-            transaction.execute(_TOUCH, {"session_id": session_id, "now": now})
+            if revoked_at is not None or session.expires_at <= now:
+                return Rotation.UNKNOWN
+            rotate = {"session_id": session_id, "token_id": token_id, "new_token_id": successor(session), "now": now}
+            if transaction.execute(_ROTATE_REFRESH, rotate) != 1:
+                # Spent since the read above: on PostgreSQL, by a concurrent refresh whose row
+                # lock this statement waited for (SQLite's BEGIN IMMEDIATE lets no one between).
+                transaction.execute(_REVOKE_SESSION, revoke)
+                return Rotation.REUSED
             return Rotation.ROTATED
 
     def count_live(self, now: datetime) -> int:
@@ -234,7 +226,7 @@ class SessionStore:
             return revoke_sessions(connection, user_id, now)
 
     def purge(self, now: datetime) -> int:
-        """Delete expired and revoked sessions (their refresh tokens go with them)."""
+        """Delete expired and revoked sessions, and with them the refresh tokens they name."""
         with self._database.writing() as connection:
             return connection.execute(
                 delete(sessions).where((sessions.c.expires_at <= now) | sessions.c.revoked_at.is_not(None))
