@@ -8,11 +8,12 @@ from typing import Any
 
 import pyotp
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from cypher import create_app
+from cypher.blueprints.authn import set_pass_auth_cookie
 from cypher.services.clock import ManualClock
 from cypher.services.tokens import TokenPurpose
 from cypher.services.totp import RECOVERY_ALPHABET
@@ -183,6 +184,28 @@ def test_verify_login_opens_a_session(actions: AuthActions, user: Enrolled, serv
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert "Max-Age=0" in cookies["cypher_pass_auth"]  # the pass-auth cookie is cleared
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_session_cookies_read_back_as_set(
+    app: Flask, actions: AuthActions, user: Enrolled, client: FlaskClient
+) -> None:
+    """Read back by werkzeug's cookie jar, as a browser would: each value exactly the token, each
+    attribute as written; Secure when configured. A value that is not a token is never written."""
+    app.config["COOKIE_SECURE"] = True
+    body = actions.login(user).get_json()
+    access = client.get_cookie("cypher_access", path="/")
+    refresh = client.get_cookie("cypher_refresh", path="/api/refresh-token")
+    assert access is not None and refresh is not None
+    assert (access.value, access.max_age, access.http_only, access.same_site) == (
+        body["accessToken"],
+        900,
+        True,
+        "Strict",
+    )
+    assert (refresh.value, refresh.max_age) == (body["refreshToken"], 2_592_000)
+    assert access.secure and refresh.secure
+    with app.test_request_context(), pytest.raises(ValueError):
+        set_pass_auth_cookie(Response(), "v4.local.x; Domain=evil.example", 180)
 
 
 def test_pass_auth_from_the_cookie_needs_our_origin(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:
