@@ -10,7 +10,7 @@ import binascii
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from paseto.exceptions import PasetoException
@@ -24,6 +24,8 @@ from cypher.services.errors import InvalidToken, TokenExpired
 
 TOKEN_PREFIX = "v4.local."
 MAX_TOKEN_LENGTH = 4096
+# The claims as compact JSON, from one encoder made once (json.dumps with separators builds one per call).
+_CLAIMS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class TokenPurpose(StrEnum):
@@ -104,7 +106,7 @@ class TokenService:
         for purpose, key_purpose in _KEY_PURPOSE.items():
             self._current[purpose], self._accepted[purpose] = _paseto_keys(keyring[key_purpose])
         self._issuer = issuer
-        self._lifetimes = lifetimes
+        self._lifetimes = {purpose: timedelta(seconds=seconds) for purpose, seconds in lifetimes.items()}
         self._clock = clock
 
     def mint(
@@ -114,15 +116,15 @@ class TokenService:
         if (purpose in _SESSION_BOUND) != (session_id is not None):
             raise ValueError(f"{purpose} tokens {'need' if purpose in _SESSION_BOUND else 'take no'} session id")
         issued_at = self._clock().replace(microsecond=0)
+        expires_at = issued_at + self._lifetimes[purpose]
+        if not_after is not None:
+            expires_at = min(expires_at, not_after.replace(microsecond=0))
         claims = TokenClaims(
             subject=subject,
             purpose=purpose,
             token_id=secrets.token_urlsafe(16),
             issued_at=issued_at,
-            expires_at=min(
-                issued_at + timedelta(seconds=self._lifetimes[purpose]),
-                not_after.replace(microsecond=0) if not_after else datetime.max.replace(tzinfo=UTC),
-            ),
+            expires_at=expires_at,
             issuer=self._issuer,
             session_id=session_id,
         )
@@ -137,7 +139,7 @@ class TokenService:
         if session_id is not None:
             body["sid"] = session_id
         current = self._current[purpose]
-        token = ProtocolVersion4.encrypt(json.dumps(body, separators=(",", ":")).encode(), current.key, current.footer)
+        token = ProtocolVersion4.encrypt(_CLAIMS_ENCODER.encode(body).encode(), current.key, current.footer)
         return MintedToken(token=token.decode("ascii"), claims=claims)
 
     def parse(self, token: str, purpose: TokenPurpose) -> TokenClaims:
