@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from cypher import create_app
-from cypher.http import json_body, json_response
+from cypher.http import is_json_media_type, json_body, json_response
 from cypher.wiring import Services
 from tests.test_opaque_api import _error, row_counts
 
@@ -200,3 +200,43 @@ def test_json_response_refuses_what_json_cannot_hold(app: Flask) -> None:
     """A datetime is a programming error here (views format their own timestamps), not an HTTP date."""
     with pytest.raises(TypeError):
         json_response({"at": datetime.now(UTC)})
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        ' application/json ;charset="utf-8"',
+        "application/problem+json",
+        "application/vnd.api+json; version=2",
+        "application/jsonx",
+        "text/json",
+        "text/plain+json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=json",
+        "json",
+        "",
+    ],
+)
+def test_json_media_types_are_what_werkzeug_calls_json(content_type: str) -> None:
+    """The Content-Type check read from the environ agrees with werkzeug's Request.is_json."""
+    werkzeug_request = EnvironBuilder(headers={"Content-Type": content_type}).get_request()
+    assert is_json_media_type(content_type) is werkzeug_request.is_json
+
+
+@pytest.mark.parametrize("declared", ["+12", " 12", "1_2", "12.0", "\u0661\u0662", "-1", ""])
+def test_a_content_length_that_is_not_plain_digits_goes_through_werkzeug(
+    app: Flask, services: Services, declared: str
+) -> None:
+    """No such length is trusted for reading the stream: werkzeug reads it as 0 or none, and the
+    request is a 400 with the error shape (not a hang, not a 500), storing nothing."""
+    before = row_counts(services)
+    data = b'{"username": "alice", "registrationRequest": "AAAA"}'
+    environ = EnvironBuilder(path="/register/init", method="POST", data=data, content_type="application/json")
+    environ_dict = environ.get_environ()
+    environ_dict["CONTENT_LENGTH"] = declared
+    body, status, _headers = run_wsgi_app(app, environ_dict, buffered=True)
+    assert status.startswith("400 ")
+    assert json.loads(b"".join(body))["code"] in {"invalid_request", "invalid_message"}
+    assert row_counts(services) == before
