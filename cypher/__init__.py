@@ -15,6 +15,7 @@ from cypher.config import ConfigError, load_config, production_problems
 from cypher.forward_auth import ForwardAuth
 from cypher.http import register_error_handlers
 from cypher.keys import load_or_create_keyring, permissions_too_open
+from cypher.login_routes import LoginRoutes
 from cypher.observability import ObservedApp, install_observability
 from cypher.ratelimit import install_rate_limits
 from cypher.security_headers import SecurityHeaders
@@ -52,15 +53,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
-    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
+    limits = install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
     metrics = install_observability(app)
     if app.config["ALLOWED_ORIGINS"]:
-        # Only the listed origins, with credentials; nothing at all when the list is empty.
-        CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True)
+        # Only the listed origins, with credentials; nothing at all when the list is empty, nor
+        # to a request without an Origin, which asks for no CORS (login_routes.py relies on it).
+        CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True, always_send=False)
 
     # The WSGI layers, outermost first: request ids, metrics and logs; security headers; the
-    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies.
-    wsgi_app = app.wsgi_app
+    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies;
+    # the login's three POSTs, answered without Flask's request context.
+    wsgi_app = LoginRoutes(app, app.wsgi_app, limits)
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         wsgi_app = ProxyFix(wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

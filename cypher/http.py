@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, TooManyRequests
 
 from cypher import base64url
@@ -66,12 +66,11 @@ def error_response(status: int, code: str, message: str) -> Response:
     return json_response({"error": message, "code": code}, status)
 
 
-def json_body() -> dict[str, Any]:
+def json_body(req: Request) -> dict[str, Any]:
     """The request body as a JSON object, or InvalidRequest."""
-    environ = request.environ
-    if not is_json_media_type(environ.get("CONTENT_TYPE", "")):
+    if not is_json_media_type(req.environ.get("CONTENT_TYPE", "")):
         raise InvalidRequest("Send a JSON object with Content-Type: application/json.")
-    raw = _request_body(environ)
+    raw = _request_body(req)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
@@ -92,16 +91,17 @@ def is_json_media_type(content_type: str) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-def _request_body(environ: dict[str, Any]) -> bytes:
+def _request_body(req: Request) -> bytes:
     """The request body. One with a plain decimal Content-Length within MAX_CONTENT_LENGTH is
     read straight from the server's stream, exactly that many bytes as PEP 3333 allows; anything
     else (chunked, no length, too long, a malformed length) goes through werkzeug, which answers
     413 or reads a chunked body within the limit. werkzeug's stream wrapper and its header
     parsing cost about 25 us of every JSON request (docs/performance.md)."""
+    environ = req.environ
     declared = environ.get("CONTENT_LENGTH", "")
     plain = "HTTP_TRANSFER_ENCODING" not in environ and declared.isascii() and declared.isdigit()
     if not plain or int(declared) > current_app.config["MAX_CONTENT_LENGTH"]:
-        return request.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
+        return req.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
     length = int(declared)
     chunks: list[bytes] = []
     received = 0
@@ -121,9 +121,9 @@ def _request_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def optional_json_body() -> dict[str, Any]:
+def optional_json_body(req: Request) -> dict[str, Any]:
     """Like json_body, for endpoints whose every field may instead come from a header or cookie."""
-    return json_body() if request.content_length else {}
+    return json_body(req) if req.content_length else {}
 
 
 def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
@@ -166,35 +166,43 @@ def _base64url_length(byte_count: int) -> int:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(CypherError)
-    def _cypher_error(error: CypherError) -> Response:
+    """Every error Flask's dispatch meets is answered by error_response_for, as the login routes' are."""
+    for error_class in (CypherError, HTTPException, Exception):
+        app.register_error_handler(error_class, lambda error: error_response_for(error, request))
+
+
+def error_response_for(error: Exception, req: Request) -> Response:
+    """The API's answer to an exception raised while answering `req`.
+
+    Call it from an except block: an unexpected error is logged with its traceback for the
+    operator, and the client learns nothing about it.
+    """
+    if isinstance(error, CypherError):
         return error_response(STATUS_BY_CODE.get(error.code, 400), error.code, error.message)
+    if isinstance(error, HTTPException):
+        return _http_error_response(error)
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    return error_response(500, "internal_error", "Internal server error.")
 
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        code = {
-            400: "invalid_request",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "body_too_large",
-            415: "unsupported_media_type",
-            429: "rate_limited",
-        }.get(status, "http_error")
-        message = error.description or error.name
-        if status == 413:
-            message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
-        if status == 429:
-            message = "Too many requests from this address. Try again later (see Retry-After)."
-        response = error_response(status, code, message)
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        if isinstance(error, TooManyRequests) and error.retry_after is not None:
-            response.headers["Retry-After"] = str(error.retry_after)  # whole seconds (ratelimit.py)
-        return response
 
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        # Logged with its traceback for the operator; the client learns nothing about it.
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Internal server error.")
+def _http_error_response(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = {
+        400: "invalid_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }.get(status, "http_error")
+    message = error.description or error.name
+    if status == 413:
+        message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+    if status == 429:
+        message = "Too many requests from this address. Try again later (see Retry-After)."
+    response = error_response(status, code, message)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    if isinstance(error, TooManyRequests) and error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)  # whole seconds (ratelimit.py)
+    return response

@@ -113,6 +113,12 @@ class AddressLimits:
                 return max(1, math.ceil(stats.reset_time - time.time()))
         return None
 
+    def check(self, address: str, endpoint: str) -> None:
+        """Count one request; TooManyRequests, with its Retry-After, when it breaks a limit."""
+        retry_after = self.hit(address, endpoint)
+        if retry_after is not None:
+            raise TooManyRequests(retry_after=retry_after)
+
 
 def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> AddressLimits | None:
     """Check the limits before every request to `blueprints` (their own before-request scope,
@@ -126,9 +132,7 @@ def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> AddressLimit
     def check_rate_limits() -> None:
         # remote_addr is the client's own behind a trusted proxy (ProxyFix, TRUSTED_PROXIES), and
         # the connecting address otherwise.
-        retry_after = limits.hit(request.remote_addr or "", request.endpoint or "")
-        if retry_after is not None:
-            raise TooManyRequests(retry_after=retry_after)
+        limits.check(request.remote_addr or "", request.endpoint or "")
 
     for blueprint in blueprints:
         app.before_request_funcs.setdefault(blueprint.name, []).append(check_rate_limits)

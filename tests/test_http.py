@@ -58,7 +58,7 @@ def test_a_body_read_once_can_be_read_again(app: Flask, client: FlaskClient) -> 
     """json_body reads the server's stream itself; whatever reads the body later still gets it."""
 
     def echo() -> bytes:
-        json_body()
+        json_body(request)
         return request.get_data()
 
     app.add_url_rule("/echo", view_func=echo, methods=["POST"])

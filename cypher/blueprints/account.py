@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from cypher.blueprints.authn import current_principal, ended_session_response
 from cypher.blueprints.opaque import registration_response
@@ -17,8 +17,8 @@ MAX_CODE_FIELD = 16
 
 @bp.post("/password/init")
 def password_init() -> Response:
-    principal = current_principal()
-    body = json_body()
+    principal = current_principal(request)
+    body = json_body(request)
     started = services().accounts.start_password_change(
         principal, base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES)
     )
@@ -27,8 +27,8 @@ def password_init() -> Response:
 
 @bp.post("/password/finish")
 def password_finish() -> Response:
-    principal = current_principal()
-    body = json_body()
+    principal = current_principal(request)
+    body = json_body(request)
     revoked = services().accounts.finish_password_change(
         principal,
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
@@ -39,8 +39,8 @@ def password_finish() -> Response:
 
 @bp.post("/recovery-codes")
 def recovery_codes() -> Response:
-    principal = current_principal()
-    body = json_body()
+    principal = current_principal(request)
+    body = json_body(request)
     codes = services().accounts.regenerate_recovery_codes(principal, string_field(body, "code", MAX_CODE_FIELD))
     response = json_response({"recoveryCodes": codes})
     response.headers["Cache-Control"] = "no-store"
@@ -49,8 +49,8 @@ def recovery_codes() -> Response:
 
 @bp.delete("")
 def delete_account() -> Response:
-    principal = current_principal()
-    body = json_body()
+    principal = current_principal(request)
+    body = json_body(request)
     services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD))
     response = ended_session_response(None)
     response.status_code = 204

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Request, Response, current_app
 
 from cypher.http import json_response
 from cypher.services.errors import InvalidToken, OriginRejected
@@ -23,10 +23,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE_VALUE = re.compile(r"[A-Za-z0-9_.-]*")
 
 
-# Headers read from the WSGI environ, as PEP 3333 names them: the same strings request.headers
-# gives, without building its header view (a few us a request; docs/performance.md).
-def client_info() -> ClientInfo:
-    return ClientInfo(ip=request.remote_addr, user_agent=request.environ.get("HTTP_USER_AGENT"))
+# The request is passed in, not read from Flask's context, because the login routes answer
+# without one (login_routes.py). Headers are read from the WSGI environ, as PEP 3333 names them:
+# the same strings req.headers gives, without building its header view (docs/performance.md).
+def client_info(req: Request) -> ClientInfo:
+    return ClientInfo(ip=req.remote_addr, user_agent=req.environ.get("HTTP_USER_AGENT"))
 
 
 def bearer_from(authorization: str) -> str | None:
@@ -35,46 +36,46 @@ def bearer_from(authorization: str) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def bearer_token() -> str | None:
-    return bearer_from(request.environ.get("HTTP_AUTHORIZATION", ""))
+def bearer_token(req: Request) -> str | None:
+    return bearer_from(req.environ.get("HTTP_AUTHORIZATION", ""))
 
 
-def check_origin() -> None:
+def check_origin(req: Request) -> None:
     """Refuse a cookie-authenticated state change unless its Origin is Cypher's own or allowed.
 
     Browsers send Origin with every POST and DELETE; SameSite=Strict cookies already stay home,
     and this is the second lock on the door.
     """
-    if request.method in SAFE_METHODS:
+    if req.method in SAFE_METHODS:
         return
-    origin = request.headers.get("Origin", "").rstrip("/")
-    own_origin = request.host_url.rstrip("/")
+    origin = req.headers.get("Origin", "").rstrip("/")
+    own_origin = req.host_url.rstrip("/")
     if not origin or (origin != own_origin and origin not in current_app.config["ALLOWED_ORIGINS"]):
         raise OriginRejected()
 
 
 def token_from(
-    body: dict[str, Any] | None, field: str | None, cookie: str, *, changes_state: bool = True
+    req: Request, body: dict[str, Any] | None, field: str | None, cookie: str, *, changes_state: bool = True
 ) -> str | None:
     """A token from the Authorization header, a body field, or a cookie.
 
     A cookie is sent by the browser on its own, so when the request changes state the Origin
     must be checked before the cookie's token is used.
     """
-    token = bearer_token()
+    token = bearer_token(req)
     if token is None and body is not None and field is not None:
         value = body.get(field)
         token = value if isinstance(value, str) and value else None
-    if token is None and cookie in request.cookies:
+    if token is None and cookie in req.cookies:
         if changes_state:
-            check_origin()
-        token = request.cookies[cookie]
+            check_origin(req)
+        token = req.cookies[cookie]
     return token
 
 
-def current_principal() -> Principal:
+def current_principal(req: Request) -> Principal:
     """The caller's live session, from the bearer token or the access cookie."""
-    token = token_from(None, None, ACCESS_COOKIE)
+    token = token_from(req, None, None, ACCESS_COOKIE)
     if token is None:
         raise InvalidToken("Log in first.")
     return services().sessions.verify(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from cypher.blueprints.authn import (
     ACCESS_COOKIE,
@@ -29,8 +29,8 @@ def _timestamp(moment: datetime) -> str:
 
 @bp.post("/refresh-token")
 def refresh_token() -> Response:
-    body = optional_json_body()
-    token = token_from(body, "refreshToken", REFRESH_COOKIE)
+    body = optional_json_body(request)
+    token = token_from(request, body, "refreshToken", REFRESH_COOKIE)
     if token is None:
         raise InvalidToken("Send refreshToken or the refresh cookie.")
     try:
@@ -44,9 +44,9 @@ def refresh_token() -> Response:
 
 @bp.post("/verify-access")
 def verify_access() -> Response:
-    body = optional_json_body()
+    body = optional_json_body(request)
     try:
-        token = token_from(body, "accessToken", ACCESS_COOKIE, changes_state=False)
+        token = token_from(request, body, "accessToken", ACCESS_COOKIE, changes_state=False)
         if token is None:
             raise InvalidToken("Send an access token.")
         principal = services().sessions.verify(token)
@@ -64,19 +64,19 @@ def verify_access() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
-    services().sessions.logout(current_principal())
+    services().sessions.logout(current_principal(request))
     return ended_session_response({"revoked": 1})
 
 
 @bp.post("/logout-all")
 def logout_all() -> Response:
-    revoked = services().sessions.logout_all(current_principal())
+    revoked = services().sessions.logout_all(current_principal(request))
     return ended_session_response({"revoked": revoked})
 
 
 @bp.get("/sessions")
 def list_sessions() -> Response:
-    views = services().sessions.list(current_principal())
+    views = services().sessions.list(current_principal(request))
     return json_response(
         {
             "sessions": [
@@ -96,7 +96,7 @@ def list_sessions() -> Response:
 
 @bp.delete("/sessions/<session_id>")
 def revoke_session(session_id: str) -> Response:
-    principal = current_principal()
+    principal = current_principal(request)
     if not SESSION_ID.fullmatch(session_id):
         raise NotFound("No such session.")  # no such id was ever issued
     services().sessions.revoke(principal, session_id)

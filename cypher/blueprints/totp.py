@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Request, Response, request
 
 from cypher.blueprints.authn import (
     PASS_AUTH_COOKIE,
@@ -25,7 +25,7 @@ MAX_RECOVERY_CODE_FIELD = 64
 
 
 def _enrollment_token() -> str:
-    token = bearer_token()
+    token = bearer_token(request)
     if token is None:
         raise InvalidToken("Send the enrolment token as Authorization: Bearer <token>.")
     return token
@@ -33,7 +33,7 @@ def _enrollment_token() -> str:
 
 @bp.post("/setup")
 def setup() -> Response:
-    json_body()  # the body is {}; anything but a JSON object is still refused
+    json_body(request)  # the body is {}; anything but a JSON object is still refused
     enrollment = services().totp.setup(_enrollment_token())
     response = json_response(
         {"secret": enrollment.secret, "otpauthUri": enrollment.otpauth_uri, "qrCode": enrollment.qr_code}
@@ -44,7 +44,7 @@ def setup() -> Response:
 
 @bp.post("/verify-setup")
 def verify_setup() -> Response:
-    body = json_body()
+    body = json_body(request)
     activated = services().totp.verify_setup(_enrollment_token(), string_field(body, "code", MAX_CODE_FIELD))
     response = json_response({"username": activated.username, "recoveryCodes": activated.recovery_codes})
     response.headers["Cache-Control"] = "no-store"
@@ -53,10 +53,15 @@ def verify_setup() -> Response:
 
 @bp.post("/verify-login")
 def verify_login() -> Response:
-    body = json_body()
+    return answer_verify_login(request)
+
+
+def answer_verify_login(req: Request) -> Response:
+    """The login's last step, for this view and for the login routes (login_routes.py)."""
+    body = json_body(req)
     code, recovery_code = _one_code(body)
-    pass_auth = token_from(body, "passAuthToken", PASS_AUTH_COOKIE)
-    tokens = services().totp.verify_login(pass_auth, code, recovery_code, client_info())
+    pass_auth = token_from(req, body, "passAuthToken", PASS_AUTH_COOKIE)
+    tokens = services().totp.verify_login(pass_auth, code, recovery_code, client_info(req))
     response = session_response(tokens)
     clear_cookie(response, PASS_AUTH_COOKIE)
     return response
