@@ -43,3 +43,9 @@ def test_a_listed_origin_passes_the_origin_check(partner_app: Flask, clock: Manu
     actions.session(actions.enrol("carol", "a long enough passphrase"))
     _error(client.post("/api/logout", headers={"Origin": "https://evil.example"}), 403, "origin_rejected")
     assert client.post("/api/logout", headers={"Origin": PARTNER}).status_code == 200
+
+
+def test_a_request_without_an_origin_gets_no_cors_headers(partner_app: Flask) -> None:
+    # flask-cors would otherwise list every allowed origin to any client; only CORS requests carry Origin.
+    response = partner_app.test_client().post("/api/logout")
+    assert not any(name.startswith("Access-Control-") for name in response.headers.keys())
