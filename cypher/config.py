@@ -43,12 +43,22 @@ def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+# flask-cors takes an origin holding any of these for a regular expression, matched at the start
+# only: `https://*.example.com` would let a hostile site read answers with the user's cookies.
+_PATTERN_CHARACTERS = frozenset("*\\]?$^[]()")
+
+
 def _origins(raw: str) -> list[str]:
     origins = [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
     for origin in origins:
         scheme, _, rest = origin.partition("://")
         if scheme not in {"http", "https"} or not rest or "/" in rest:
             raise ConfigError(f"CYPHER_ALLOWED_ORIGINS: {origin!r} is not an origin like https://app.example.com")
+        if not _PATTERN_CHARACTERS.isdisjoint(origin):
+            raise ConfigError(
+                f"CYPHER_ALLOWED_ORIGINS: {origin!r} holds one of * \\ ? $ ^ [ ] ( ): list each origin exactly, "
+                "without patterns (an IPv6 address needs a host name)"
+            )
     return origins
 
 

@@ -166,9 +166,9 @@ def _base64url_length(byte_count: int) -> int:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Every error Flask's dispatch meets is answered by error_response_for, as the login routes' are."""
-    for error_class in (CypherError, HTTPException, Exception):
-        app.register_error_handler(error_class, lambda error: error_response_for(error, request))
+    """Every error Flask's dispatch meets is answered by error_response_for, as the login routes' are
+    (Flask finds a handler along the exception's classes, and every one is an Exception)."""
+    app.register_error_handler(Exception, lambda error: error_response_for(error, request))
 
 
 def error_response_for(error: Exception, req: Request) -> Response:

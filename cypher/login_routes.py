@@ -10,10 +10,13 @@ paths gets exactly what Flask's dispatch gives it in this application, and nothi
 - the blueprint's answer function (blueprints/opaque.py, blueprints/totp.py), and for anything
   it raises the error answer every view gets (http.error_response_for);
 - the endpoint's name in the environ, for metrics and logs (observability.py).
-Flask answers the rest itself: other methods (OPTIONS preflights, 405), other paths, and any
-request flask-cors would add headers to, that is one whose Origin is not Cypher's own (CORS is
-set up to answer only requests that carry an Origin). tests/test_login_routes.py fails when the
-application gains a hook that this module does not stand in for.
+- the headers flask-cors adds, as create_app sets it up, to a request from Cypher's own pages
+  when Cypher's own origin is listed in CYPHER_ALLOWED_ORIGINS (as production deployments list
+  it): the Origin echoed, with credentials, and Vary: Origin when more than one is listed.
+Flask answers the rest itself: other methods (OPTIONS preflights, 405), other paths, and every
+request from another origin, whose CORS answer matters to the browser and stays flask-cors's.
+tests/test_login_routes.py compares both paths' answers, and fails when the application gains a
+hook that this module does not stand in for.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 
+from cypher.blueprints.authn import own_origin
 from cypher.blueprints.opaque import answer_login_finish, answer_login_init
 from cypher.blueprints.totp import answer_verify_login
 from cypher.http import WsgiApp, error_response_for
@@ -44,8 +48,10 @@ class LoginRoutes:
         self._app = app
         self._wsgi_app = wsgi_app
         self._limits = limits
-        # Origins are compared as flask-cors compares them, without regard to case.
-        self._cors_origins = {origin.lower() for origin in app.config["ALLOWED_ORIGINS"]}
+        allowed_origins: list[str] = app.config["ALLOWED_ORIGINS"]
+        # flask-cors compares origins without regard to case (config.py refuses patterns).
+        self._cors_origins = {origin.casefold() for origin in allowed_origins}
+        self._cors_vary = len(allowed_origins) > 1  # flask-cors adds Vary: Origin then
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         route = ROUTES.get(environ.get("PATH_INFO", ""))
@@ -53,7 +59,8 @@ class LoginRoutes:
             return self._wsgi_app(environ, start_response)
         endpoint, answer = route
         req = self._app.request_class(environ)
-        if self._cors_may_answer(req):
+        cors_headers = self._cors_headers(req)
+        if cors_headers is None:
             return self._wsgi_app(environ, start_response)
         with self._app.app_context():
             try:
@@ -62,14 +69,21 @@ class LoginRoutes:
                 response = answer(req)
             except Exception as error:  # as Flask's dispatch hands every error to error_response_for
                 response = error_response_for(error, req)
+        response.headers.extend(cors_headers)
         environ[ENDPOINT_KEY] = endpoint
         return response(environ, start_response)
 
-    def _cors_may_answer(self, req: Request) -> bool:
-        """Whether flask-cors could add headers to the answer: a request from another origin, or
-        from Cypher's own when that is listed too. A request without Origin asks for no CORS."""
+    def _cors_headers(self, req: Request) -> list[tuple[str, str]] | None:
+        """The CORS headers flask-cors would add to this request's answer, or None for a request
+        from another origin (or one asking about private networks), which Flask answers."""
         origin = req.environ.get("HTTP_ORIGIN")
         if not self._cors_origins or origin is None:
-            return False
-        origin = origin.rstrip("/").lower()
-        return origin != req.host_url.rstrip("/").lower() or origin in self._cors_origins
+            return []  # no CORS set up, or not a CORS request (flask-cors: always_send=False)
+        if "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK" in req.environ:
+            return None
+        if origin.rstrip("/").casefold() != own_origin(req).casefold():
+            return None
+        if origin.casefold() not in self._cors_origins:
+            return []
+        headers = [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true")]
+        return [*headers, ("Vary", "Origin")] if self._cors_vary else headers

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from cypher import create_app
+from cypher.config import ConfigError, load_config
 from cypher.services.clock import ManualClock
 from tests.auth_actions import AuthActions
 from tests.test_opaque_api import _error
@@ -49,3 +51,20 @@ def test_a_request_without_an_origin_gets_no_cors_headers(partner_app: Flask) ->
     # flask-cors would otherwise list every allowed origin to any client; only CORS requests carry Origin.
     response = partner_app.test_client().post("/api/logout")
     assert not any(name.startswith("Access-Control-") for name in response.headers.keys())
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("https://app.example.com/login", "is not an origin"),
+        ("ftp://app.example.com", "is not an origin"),
+        ("https://*.example.com", "without patterns"),  # flask-cors would match it as a regex, at the start only
+        ("https://app.example.com$", "without patterns"),
+        ("https://[::1]:8443", "without patterns"),
+    ],
+)
+def test_allowed_origins_are_exact_origins(tmp_path: Path, raw: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        load_config(tmp_path, {"CYPHER_ALLOWED_ORIGINS": f"https://ok.example.com, {raw}"})
+    listed = load_config(tmp_path, {"CYPHER_ALLOWED_ORIGINS": "https://app.example.com/, http://localhost:5000"})
+    assert listed["ALLOWED_ORIGINS"] == ["https://app.example.com", "http://localhost:5000"]

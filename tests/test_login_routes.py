@@ -3,16 +3,19 @@ dispatch gives, CORS requests and other methods left to Flask, and no Flask hook
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import pyotp
 import pytest
-from flask import Flask, request_started
-from werkzeug.test import Client, TestResponse
+from flask import Flask, request_finished, request_started
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.test import Client, EnvironBuilder, TestResponse
 
 from cypher import create_app
 from cypher.login_routes import ROUTES, LoginRoutes
@@ -28,10 +31,22 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def partner_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    app = create_app({**app_config, "ALLOWED_ORIGINS": [PARTNER]})
-    yield app
-    app.extensions["cypher"].store.dispose()
+def make_app(app_config: dict[str, object]) -> Iterator[Callable[..., Flask]]:
+    """create_app with these settings on top of the test app's; every store closed afterwards."""
+    made: list[Flask] = []
+
+    def make(**settings: object) -> Flask:
+        made.append(create_app({**app_config, **settings}))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.extensions["cypher"].store.dispose()
+
+
+@pytest.fixture
+def partner_app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(ALLOWED_ORIGINS=[PARTNER])
 
 
 @contextmanager
@@ -93,6 +108,25 @@ def test_every_refusal_is_the_one_flask_gives(app: Flask, path: str, request_opt
     assert sorted(answered.headers.items()) == sorted(expected.headers.items())
 
 
+def test_a_chunked_body_is_read_as_flask_reads_it(app: Flask) -> None:
+    """No Content-Length, wsgi.input_terminated (gunicorn's chunked requests): the same answers."""
+    flask_alone, routes = _clients(app)
+
+    def chunked(size: int) -> dict[str, Any]:
+        body = json.dumps({"username": "alice", "startLoginRequest": "x" * size}).encode()
+        environ = EnvironBuilder(
+            path="/login/init", method="POST", input_stream=io.BytesIO(body), content_type="application/json"
+        ).get_environ()
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+        return environ
+
+    for size, status in ((10, 400), (70_000, 413)):
+        expected, answered = flask_alone.open(chunked(size)), routes.open(chunked(size))
+        assert answered.status_code == status
+        assert (answered.status_code, answered.data) == (expected.status_code, expected.data)
+
+
 def test_an_unexpected_error_is_a_logged_500_on_both_paths(
     app: Flask, services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -125,14 +159,19 @@ def _log_in(client: Client, user: Enrolled, clock: ManualClock) -> list[TestResp
     return [init, finish, verified]
 
 
-def _shape(response: TestResponse) -> tuple[int, list[str], list[tuple[str, str]]]:
-    """Status, body keys and headers, with every cookie's value (a fresh token) left out."""
+FRESH_VALUES = {"loginId", "loginResponse", "passAuthToken", "accessToken", "refreshToken"}
+
+
+def _shape(response: TestResponse) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """Status, body and headers, with each fresh token, loginId and KE2 reduced to its field's
+    name and every cookie's value left out."""
+    body = {name: name if name in FRESH_VALUES else value for name, value in response.get_json().items()}
     headers = [
         (name, value.partition("=")[0] + ";" + value.partition(";")[2] if name == "Set-Cookie" else value)
         for name, value in response.headers.items()
-        if name != "Content-Length"  # the tokens' lengths vary with the username and key ids only
+        if name != "Content-Length"  # it follows the fresh values' lengths
     ]
-    return response.status_code, sorted(response.get_json()), sorted(headers)
+    return response.status_code, body, sorted(headers)
 
 
 def test_a_login_gets_the_answers_flask_gives(app: Flask, user: Enrolled, clock: ManualClock) -> None:
@@ -161,16 +200,14 @@ def test_other_methods_and_cross_origin_requests_go_to_flask(partner_app: Flask)
     with flask_dispatches(partner_app) as dispatched:
         own_origin = client.post("/login/init", json=login_init, headers={"Origin": OWN_ORIGIN})
         no_origin = client.post("/login/init", json=login_init)
-    assert dispatched == []  # both answered by the login routes, without CORS headers, as Flask would
+    assert dispatched == []  # both answered by the login routes, without CORS headers
     for response in (own_origin, no_origin):
         _error(response, 400, "invalid_message")
         assert not any(name.startswith("Access-Control-") for name in response.headers.keys())
 
 
-def test_both_paths_count_against_one_rate_limit(app_config: dict[str, object]) -> None:
-    app = create_app(
-        {**app_config, "ALLOWED_ORIGINS": [PARTNER], "RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "2 per minute"}
-    )
+def test_both_paths_count_against_one_rate_limit(make_app: Callable[..., Flask]) -> None:
+    app = make_app(ALLOWED_ORIGINS=[PARTNER], RATELIMIT_ENABLED=True, RATELIMIT_AUTH="2 per minute")
     client = app.test_client()
     body = {"username": "alice", "startLoginRequest": KE1_ZEROS}
     with flask_dispatches(app) as dispatched:
@@ -181,34 +218,83 @@ def test_both_paths_count_against_one_rate_limit(app_config: dict[str, object]) 
     assert [first.status_code, second.status_code] == [400, 400]
     _error(third, 429, "rate_limited")
     assert 1 <= int(third.headers["Retry-After"]) <= 60
-    app.extensions["cypher"].store.dispose()
 
 
-def test_the_app_has_no_hook_the_login_routes_would_skip(
-    app: Flask, partner_app: Flask, app_config: dict[str, object]
+def test_behind_a_trusted_proxy_the_routes_count_the_clients_address(make_app: Callable[..., Flask]) -> None:
+    """The routes sit inside ProxyFix: each forwarded client has its own limit, as in Flask."""
+    app = make_app(TRUSTED_PROXIES=1, RATELIMIT_ENABLED=True, RATELIMIT_AUTH="1 per minute")
+    client = app.test_client()
+    body = {"username": "alice", "startLoginRequest": KE1_ZEROS}
+
+    def post_from(address: str) -> TestResponse:
+        return client.post("/login/init", json=body, headers={"X-Forwarded-For": address})
+
+    assert [post_from("198.51.100.1").status_code, post_from("198.51.100.2").status_code] == [400, 400]
+    _error(post_from("198.51.100.1"), 429, "rate_limited")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin"),
+    [
+        ([OWN_ORIGIN], OWN_ORIGIN),
+        ([OWN_ORIGIN, PARTNER], OWN_ORIGIN),
+        ([OWN_ORIGIN.upper()], OWN_ORIGIN),
+        ([PARTNER], OWN_ORIGIN),
+        ([OWN_ORIGIN], OWN_ORIGIN + "/"),
+    ],
+)
+def test_cypher_s_own_pages_get_the_cors_headers_flask_cors_gives(
+    make_app: Callable[..., Flask], allowed: list[str], origin: str
 ) -> None:
-    """The login routes stand in for Flask's dispatch: they must know every hook it would run.
+    """Production lists Cypher's own origin among the allowed ones: its pages' logins take the
+    routes, with what flask-cors would have added."""
+    app = make_app(ALLOWED_ORIGINS=allowed)
+    flask_alone, routes = _clients(app)
+    body = {"username": "alice", "startLoginRequest": KE1_ZEROS}
+    with flask_dispatches(app) as dispatched:
+        expected = flask_alone.post("/login/init", json=body, headers={"Origin": origin})
+        answered = routes.post("/login/init", json=body, headers={"Origin": origin})
+    assert dispatched == ["/login/init"]  # Flask alone answered the first only
+    assert sorted(answered.headers.items()) == sorted(expected.headers.items())
+    listed = origin.casefold() in {entry.casefold() for entry in allowed}
+    assert (answered.headers.get("Access-Control-Allow-Origin") == origin) is listed
 
-    If this fails, a hook was added: make cypher/login_routes.py do what it does for the login's
-    POSTs, or send those paths to Flask, then update this list.
+
+def test_a_private_network_question_goes_to_flask(make_app: Callable[..., Flask]) -> None:
+    app = make_app(ALLOWED_ORIGINS=[OWN_ORIGIN])
+    headers = {"Origin": OWN_ORIGIN, "Access-Control-Request-Private-Network": "true"}
+    with flask_dispatches(app) as dispatched:
+        response = app.test_client().post("/login/init", json={}, headers=headers)
+    assert dispatched == ["/login/init"]
+    assert response.headers["Access-Control-Allow-Private-Network"] == "false"
+
+
+def test_the_app_has_no_hook_the_login_routes_would_skip(make_app: Callable[..., Flask]) -> None:
+    """The login routes stand in for Flask's dispatch: they must know all it would run.
+
+    If this fails, something was added to the application: make cypher/login_routes.py do what it
+    does for the login's POSTs, or send those paths to Flask, then update this test.
     """
     blueprints = {endpoint.partition(".")[0] for endpoint, _answer in ROUTES.values()}
-    for application in (app, partner_app):
-        assert None not in application.before_request_funcs
-        assert all(
-            [hook.__name__ for hook in application.before_request_funcs.get(name, [])] == [] for name in blueprints
-        )  # rate limits are off in the test app: the routes skip them too (limits is None)
-        after = {hook.__name__ for hooks in application.after_request_funcs.values() for hook in hooks}
-        assert after <= {"_name_endpoint", "cors_after_request"}  # the routes name the endpoint; CORS goes to Flask
-        assert set(application.after_request_funcs) <= {None}
-        for hooks in (
-            application.url_value_preprocessors,
-            application.teardown_request_funcs,
-            application.teardown_appcontext_funcs,
-        ):
-            assert not any(hooks.values()) if isinstance(hooks, dict) else not hooks
-        assert application.config["TRUSTED_HOSTS"] is None and application.secret_key is None  # no session
-    limited = create_app({**app_config, "RATELIMIT_ENABLED": True})
-    for name in blueprints:
-        assert [hook.__name__ for hook in limited.before_request_funcs[name]] == ["check_rate_limits"]
-    limited.extensions["cypher"].store.dispose()
+    for settings in ({}, {"ALLOWED_ORIGINS": [PARTNER]}, {"RATELIMIT_ENABLED": True}):
+        application = make_app(**settings)
+        before = {name: [hook.__name__ for hook in hooks] for name, hooks in application.before_request_funcs.items()}
+        assert None not in before
+        limits = ["check_rate_limits"] if settings.get("RATELIMIT_ENABLED") else []
+        assert all(before.get(name, []) == limits for name in blueprints)  # the routes check the same limits
+        after = {name: [hook.__name__ for hook in hooks] for name, hooks in application.after_request_funcs.items()}
+        cors = ["cors_after_request"] if settings.get("ALLOWED_ORIGINS") else []
+        assert after == {None: ["_name_endpoint", *cors]}  # the routes name the endpoint and add CORS
+        handlers = {
+            blueprint: {code: set(by_class) for code, by_class in by_code.items()}
+            for blueprint, by_code in application.error_handler_spec.items()
+        }
+        assert handlers == {None: {None: {Exception}}}  # error_response_for, which the routes call too
+        for hooks in (application.url_value_preprocessors, application.teardown_request_funcs):
+            assert not any(hooks.values())
+        assert not application.teardown_appcontext_funcs
+        assert not application.url_map.host_matching and application.config["TRUSTED_HOSTS"] is None
+        # No session: Flask's default interface, with no key to sign one.
+        assert type(application.session_interface) is SecureCookieSessionInterface and not application.secret_key
+    for signal in (request_started, request_finished):
+        assert not signal.receivers  # nothing listens to what only Flask's dispatch sends
