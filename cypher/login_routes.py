@@ -9,7 +9,7 @@ paths gets exactly what Flask's dispatch gives it in this application, and nothi
 - the rate limits of ratelimit.py, counted under the endpoint's name, as the Flask hook counts;
 - the blueprint's answer function (blueprints/opaque.py, blueprints/totp.py), and for anything
   it raises the error answer every view gets (http.error_response_for);
-- the endpoint's name in the environ, for metrics and logs (observability.py).
+- the endpoint's name in the environ, for metrics and logs (observability.py);
 - the headers flask-cors adds, as create_app sets it up, to a request from Cypher's own pages
   when Cypher's own origin is listed in CYPHER_ALLOWED_ORIGINS (as production deployments list
   it): the Origin echoed, with credentials, and Vary: Origin when more than one is listed.
