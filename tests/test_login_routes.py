@@ -13,7 +13,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from flask import Flask, request_finished, request_started
+from flask import Flask, request, request_finished, request_started
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 
@@ -55,8 +55,6 @@ def flask_dispatches(app: Flask) -> Iterator[list[str]]:
     paths: list[str] = []
 
     def record(_sender: Flask, **_extra: Any) -> None:
-        from flask import request
-
         paths.append(request.path)
 
     with request_started.connected_to(record, app):
