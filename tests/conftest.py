@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,6 +26,7 @@ from tests.auth_actions import AuthActions, Enrolled
 from tests.opaque_client import OpaqueActions
 
 SERVER_ID = "cypher.test"
+PARTNER = "https://app.example.com"  # another site, listed in CYPHER_ALLOWED_ORIGINS where a test needs one
 POSTGRES_URL = os.environ.get("CYPHER_TEST_DATABASE_URL")
 
 
@@ -92,6 +93,26 @@ def app(app_config: dict[str, object]) -> Iterator[Flask]:
     app = create_app(app_config)
     yield app
     app.extensions["cypher"].store.dispose()
+
+
+@pytest.fixture
+def make_app(app_config: dict[str, object]) -> Iterator[Callable[..., Flask]]:
+    """create_app with these settings on top of the test app's; every store closed afterwards."""
+    made: list[Flask] = []
+
+    def make(**settings: object) -> Flask:
+        made.append(create_app({**app_config, **settings}))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.extensions["cypher"].store.dispose()
+
+
+@pytest.fixture
+def partner_app(make_app: Callable[..., Flask]) -> Flask:
+    """The test app with PARTNER's origin allowed (CORS, and the Origin check)."""
+    return make_app(ALLOWED_ORIGINS=[PARTNER])
 
 
 @pytest.fixture

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cypher import create_app
 from cypher.config import ConfigError, load_config
 from cypher.services.clock import ManualClock
 from tests.auth_actions import AuthActions
+from tests.conftest import PARTNER
 from tests.test_opaque_api import _error
-
-PARTNER = "https://app.example.com"
-
-
-@pytest.fixture
-def partner_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    app = create_app({**app_config, "ALLOWED_ORIGINS": [PARTNER]})
-    yield app
-    app.extensions["cypher"].store.dispose()
 
 
 def _preflight(client: FlaskClient, origin: str) -> dict[str, str]:

@@ -17,36 +17,16 @@ from flask import Flask, request, request_finished, request_started
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 
-from cypher import create_app
 from cypher.login_routes import ROUTES, LoginRoutes
 from cypher.services.clock import ManualClock
 from cypher.wiring import Services
 from tests.auth_actions import Enrolled
+from tests.conftest import PARTNER
 from tests.opaque_client import b64, finish_login, start_login, unb64
 from tests.test_opaque_api import _error
 
-PARTNER = "https://app.example.com"
 OWN_ORIGIN = "http://localhost"  # the test client's host
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def make_app(app_config: dict[str, object]) -> Iterator[Callable[..., Flask]]:
-    """create_app with these settings on top of the test app's; every store closed afterwards."""
-    made: list[Flask] = []
-
-    def make(**settings: object) -> Flask:
-        made.append(create_app({**app_config, **settings}))
-        return made[-1]
-
-    yield make
-    for app in made:
-        app.extensions["cypher"].store.dispose()
-
-
-@pytest.fixture
-def partner_app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(ALLOWED_ORIGINS=[PARTNER])
 
 
 @contextmanager
