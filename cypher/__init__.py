@@ -20,6 +20,7 @@ from cypher.observability import ObservedApp, install_observability
 from cypher.ratelimit import install_rate_limits
 from cypher.security_headers import SecurityHeaders
 from cypher.services.clock import system_clock
+from cypher.static_types import register_static_types
 from cypher.store import Store
 from cypher.store.migrate import upgrade
 from cypher.wiring import EXTENSION_NAME, build_services
@@ -48,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = build_services(app.config, keyring, store, clock)
     app.extensions[EXTENSION_NAME] = services
 
+    register_static_types()
     register_error_handlers(app)
     from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
 

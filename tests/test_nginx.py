@@ -1,138 +1,33 @@
-"""The production path: real nginx (deploy/nginx/cypher.conf, TLS with a certificate made here) in
-front of real gunicorn (three workers, production mode), guarding another application with
-auth_request. Register, enrol TOTP, log in, reach the guarded app, refresh, log out, be refused."""
+"""The production path: real nginx (deploy/nginx/cypher.conf as shipped, TLS) in front of real
+gunicorn (three workers, production mode), guarding another application with auth_request.
+Register, enrol TOTP, log in, reach the guarded app, refresh, log out, be refused; and every
+static file served with a type a browser accepts. tests/e2e/test_through_nginx.py does the same
+journey in Chromium."""
 
 from __future__ import annotations
 
-import http.cookiejar
-import os
-import shutil
-import ssl
-import subprocess
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
 
-from tests.gunicorn_server import REPO, free_port, gunicorn
-from tests.http_client import HttpClient
+from tests.nginx_server import Stack, cypher_behind_nginx, nginx_missing
 from tests.opaque_client import OpaqueActions
+from tests.static_types import STATIC, acceptable_type, static_files
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-pytestmark = pytest.mark.skipif(
-    not os.access(NGINX, os.X_OK) or shutil.which("openssl") is None,
-    reason="needs Debian's nginx and openssl (as root: apt-get install nginx-light openssl)",
-)
-
-
-def _wait_for(url: str, context: ssl.SSLContext | None = None, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2, context=context)  # noqa: S310 - loopback only
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
-
-
-class GuardedApp(BaseHTTPRequestHandler):
-    """The application behind auth_request: it trusts X-Cypher-User because only nginx sets it."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = f"hello {self.headers.get('X-Cypher-User')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def tls_browser(base: str, context: ssl.SSLContext) -> HttpClient:
-    """HTTPS with a cookie jar, no automatic redirects, and the Origin header a browser sends."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-        urllib.request.HTTPSHandler(context=context),
-        NoRedirect(),
-    )
-    return HttpClient(base, opener, {"Origin": base})
+pytestmark = pytest.mark.skipif(nginx_missing() is not None, reason=nginx_missing() or "")
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[HttpClient]:
-    https_port = free_port()
-    base = f"https://127.0.0.1:{https_port}"
-    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    guarded = ThreadingHTTPServer(("127.0.0.1", 0), GuardedApp)
-    threading.Thread(target=guarded.serve_forever, daemon=True).start()
-    production = {
-        "CYPHER_ENV": "production",
-        "CYPHER_SERVER_ID": "cypher.test",
-        "CYPHER_ALLOWED_ORIGINS": base,
-        "CYPHER_TRUSTED_PROXIES": "1",
-    }
-    with gunicorn(tmp_path, production) as cypher:
-        site = (REPO / "deploy" / "nginx" / "cypher.conf").read_text()
-        for shipped, here in [
-            ("127.0.0.1:8000", f"127.0.0.1:{cypher.port}"),
-            ("127.0.0.1:9000", f"127.0.0.1:{guarded.server_address[1]}"),
-            ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
-            ("/etc/ssl/cypher/fullchain.pem", str(certificate)),
-            ("/etc/ssl/cypher/privkey.pem", str(key)),
-            ("/srv/cypher/cypher/static/", f"{REPO / 'cypher' / 'static'}/"),
-        ]:
-            assert shipped in site, shipped
-            site = site.replace(shipped, here)
-        (tmp_path / "cypher.conf").write_text(site)
-        temp_paths = "".join(
-            f"  {name}_temp_path {tmp_path / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (tmp_path / "nginx.conf").write_text(
-            f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
-            f"http {{\n  access_log {tmp_path}/access.log;\n{temp_paths}"
-            "  types { text/css css; application/javascript js; }\n"
-            f"  include {tmp_path}/cypher.conf;\n}}\n"
-        )
-        nginx = subprocess.Popen(
-            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        context = ssl.create_default_context(cafile=str(certificate))
-        try:
-            _wait_for(f"{base}/healthz", context)
-            yield tls_browser(base, context)
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=30)
-            guarded.shutdown()
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with cypher_behind_nginx(tmp_path) as stack:
+        yield stack
 
 
-def test_through_nginx_over_tls_with_the_auth_request_gate(stack: HttpClient) -> None:
-    browser = stack
-    assert browser.get("/static/css/cypher.css").status_code == 200  # served by nginx from disk
+def test_through_nginx_over_tls_with_the_auth_request_gate(stack: Stack) -> None:
+    browser = stack.client()
     outside = browser.get("/app/")
     assert outside.status_code == 302 and outside.headers["Location"].endswith("/login?reason=login-required")
 
@@ -160,3 +55,15 @@ def test_through_nginx_over_tls_with_the_auth_request_gate(stack: HttpClient) ->
     assert browser.get("/app/").status_code == 200
     assert browser.post("/api/logout", json={}).status_code == 200
     assert browser.get("/app/").status_code == 302
+
+
+def test_every_static_file_has_a_type_the_browser_accepts(stack: Stack) -> None:
+    client = stack.client()
+    files = static_files()
+    assert any(path.suffix == ".mjs" for path in files)  # the modules Debian's mime.types has no type for
+    for path in files:
+        response = client.get(f"/static/{path.relative_to(STATIC).as_posix()}")
+        assert response.status_code == 200, path
+        assert acceptable_type(path, response.headers["Content-Type"]), (path, response.headers["Content-Type"])
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.body == path.read_bytes()

@@ -4,60 +4,14 @@ alive, change the password, use a recovery code; no console error or CSP violati
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_plus
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import ACCESS_TTL_SECONDS, Codes, Problems, screenshot
+from tests.e2e.conftest import ACCESS_TTL_SECONDS, Problems, screenshot
+from tests.e2e.journey import NEW_PASSWORD, PASSWORD, TIMEOUT_MS, change_password, log_in, password_step, register
 from tests.live_server import LiveServer
-
-PASSWORD = "correct horse battery staple"
-NEW_PASSWORD = "tangerine wombat lighthouse 42"
-TIMEOUT_MS = 30_000  # Argon2id with 64 MiB in WebAssembly, on a small machine
-
-
-def register(page: Page, base: str, username: str) -> tuple[Codes, list[str]]:
-    page.goto(f"{base}/register")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
-    screenshot(page, "register")
-    page.get_by_role("button", name="Register").click()
-    secret = page.get_by_test_id("totp-secret")
-    expect(secret).not_to_be_empty(timeout=TIMEOUT_MS)
-    expect(page.locator('[data-step="send-record"]')).to_have_attribute("data-state", "done")
-    screenshot(page, "register-totp")
-    codes = Codes(secret.inner_text())
-    page.get_by_label("Code from your app").fill(codes.next())  # six digits submit themselves
-    recovery = page.get_by_test_id("recovery-codes").locator("li")
-    expect(recovery).to_have_count(10)
-    expect(page.locator('[data-step="totp-verify"]')).to_have_attribute("data-state", "done")
-    screenshot(page, "register-recovery-codes")
-    return codes, recovery.all_inner_texts()
-
-
-def password_step(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_in(
-    page: Page, base: str, username: str, password: str, code: str, *, wrong_code_first: Problems | None = None
-) -> None:
-    password_step(page, base, username, password)
-    expect(page.get_by_label("Code from your authenticator app")).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.locator('[data-step="send-ke3"]')).to_have_attribute("data-state", "done")
-    screenshot(page, "login-totp")
-    if wrong_code_first is not None:
-        wrong_code_first.expect_once("status of 401")
-        page.get_by_label("Code from your authenticator app").fill("000000")
-        expect(page.locator("#totp-error")).to_have_text("Invalid TOTP code")
-        expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
-    page.get_by_label("Code from your authenticator app").fill(code)
-    expect(page).to_have_url(f"{base}/", timeout=TIMEOUT_MS)
-    expect(page.get_by_test_id("username")).to_have_text(username)
 
 
 def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServer, problems: Problems) -> None:
@@ -100,14 +54,7 @@ def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServ
 
     # Change the password: afterwards the old one fails and the new one works.
     log_in(page, base, "alice", PASSWORD, codes.next())
-    page.goto(f"{base}/account")
-    expect(page.get_by_test_id("username")).to_have_text("alice")
-    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
-    page.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
-    page.locator("#password-code").fill(codes.next())
-    screenshot(page, "account")
-    page.get_by_role("button", name="Change password").click()
-    expect(page.locator("#password-result")).to_contain_text("Password changed.", timeout=TIMEOUT_MS)
+    change_password(page, base, "alice", NEW_PASSWORD, codes.next())
     page.locator("#nav-logout").click()
     expect(page).to_have_url(re.compile(r"/login\?reason=logged-out$"))
 
@@ -165,3 +112,45 @@ def test_legacy_paths_redirect(page: Page, server: LiveServer) -> None:
     for old, new in (("/api/login", "/login"), ("/api/register", "/register"), ("/api/totp", "/register")):
         page.goto(f"{server.url}{old}")
         expect(page).to_have_url(f"{server.url}{new}")
+
+
+@pytest.mark.parametrize("path", ["/register", "/login", "/account"])
+def test_with_its_scripts_blocked_a_page_sends_no_password_and_says_so(
+    browser: Browser, server: LiveServer, path: str
+) -> None:
+    # A context of its own: the blocked modules are console errors this test expects.
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.route(re.compile(r"\.m?js(\?.*)?$"), lambda route: route.abort())
+        sent: list[str] = []
+        page.on("request", lambda request: sent.append(f"{request.url} {request.post_data or ''}"))
+        page.goto(f"{server.url}{path}")
+        secret = "blocked-scripts secret 42"
+        for field in page.locator("input[type=password]").all():
+            field.fill(secret)
+        if path != "/account":
+            page.get_by_label("Username").fill("alice")
+        page.locator("input[type=password]").first.press("Enter")
+        for button in page.locator("button[type=submit]:visible").all():
+            button.click(force=True)  # disabled: nothing happens
+        # Even a submission the page did not stop would carry nothing anywhere.
+        page.evaluate("for (const form of document.forms) form.requestSubmit()")
+        page.wait_for_timeout(1000)  # time for any navigation a submission would start
+        leaked = [request for request in sent if secret in unquote_plus(request) or "alice" in request]
+        assert leaked == [], leaked
+        assert page.url == f"{server.url}{path}"
+        expect(page.get_by_role("alert").filter(has_text="This page could not load")).to_be_visible(timeout=10_000)
+        assert all(button.is_disabled() for button in page.locator("button[type=submit]").all())
+    finally:
+        context.close()
+
+
+def test_a_page_whose_scripts_load_never_shows_the_notice(page: Page, server: LiveServer) -> None:
+    for path in ("/", "/register", "/login", "/account"):
+        page.goto(f"{server.url}{path}")
+        expect(page.locator("#scripts-missing")).to_have_count(0)
+    page.goto(f"{server.url}/login")
+    expect(page.get_by_role("button", name="Log in")).to_be_enabled()
+    page.wait_for_timeout(3500)  # past the notice's delay
+    expect(page.get_by_role("alert").filter(has_text="could not load")).to_have_count(0)

@@ -1,7 +1,7 @@
 // The account page: change the password (OPAQUE re-registration), new recovery codes, deletion.
 // Each needs a fresh code from the authenticator.
 import { opaqueConfig } from "./api.js";
-import { $ } from "./dom.js";
+import { $, pageReady } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
 import { announce, authed, endSession, startSessionManager } from "./session.js";
@@ -76,6 +76,7 @@ attachMeter($("new-password"), () => [$("username").textContent]);
 $("password-form").addEventListener("submit", changePassword);
 $("codes-form").addEventListener("submit", newRecoveryCodes);
 $("delete-form").addEventListener("submit", deleteAccount);
+pageReady();
 const username = await startSessionManager();
 $("username").textContent = username;
 announce(`Account of ${username}.`);

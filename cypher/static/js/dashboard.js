@@ -1,5 +1,5 @@
 // The dashboard: this account's live sessions, with revoke buttons and log out (everywhere).
-import { $ } from "./dom.js";
+import { $, pageReady } from "./dom.js";
 import { announce, authed, logout, startSessionManager } from "./session.js";
 
 
@@ -53,6 +53,7 @@ async function revokeSession(id) {
 
 $("logout").addEventListener("click", () => logout());
 $("logout-all").addEventListener("click", () => logout(true));
+pageReady();
 try {
   await startSessionManager();
   await loadSessions();

@@ -21,3 +21,10 @@ export function submitAtSixDigits(input, form) {
     if (input.value.length === 6) form.requestSubmit();
   });
 }
+
+// Called by each page's module once its handlers are attached: the forms' submit buttons work from
+// now on, and the notice that the scripts did not load never shows.
+export function pageReady() {
+  $("scripts-missing")?.remove();
+  for (const control of document.querySelectorAll("[data-await-script]")) control.disabled = false;
+}

@@ -1,6 +1,6 @@
 // The login page: OPAQUE (in a worker), then TOTP or a recovery code, each step shown as it happens.
 import { api, ApiError, opaqueConfig } from "./api.js";
-import { $, USERNAME, show, showError, submitAtSixDigits } from "./dom.js";
+import { $, USERNAME, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { rememberTokens } from "./session.js";
 import { Steps } from "./steps.js";
@@ -103,3 +103,4 @@ $("toggle-recovery").addEventListener("click", () => {
   $("toggle-recovery").textContent = useRecovery ? "Use a code from your app" : "Use a recovery code";
   (useRecovery ? $("recovery-code") : $("totp-code")).focus();
 });
+pageReady();

@@ -1,7 +1,7 @@
 // The registration page: OPAQUE registration (in a worker), then TOTP enrolment and the
 // recovery codes, each step shown as it happens.
 import { api, opaqueConfig } from "./api.js";
-import { $, USERNAME, show, showError, submitAtSixDigits } from "./dom.js";
+import { $, USERNAME, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
 import { Steps } from "./steps.js";
@@ -107,3 +107,4 @@ attachMeter($("password"), () => [$("username").value]);
 $("register-form").addEventListener("submit", register);
 $("totp-form").addEventListener("submit", verifyTotp);
 submitAtSixDigits($("totp-code"), $("totp-form"));
+pageReady();
