@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from cypher import create_app
+from cypher.domain import STATUS_ACTIVE, STATUS_PENDING
 from cypher.services.clock import ManualClock
-from cypher.services.users import STATUS_ACTIVE, STATUS_PENDING
 from cypher.store import Store
 from cypher.store.migrate import upgrade
 from cypher.wiring import Services
@@ -151,9 +151,10 @@ def activate(services: Services, clock: ManualClock):  # type: ignore[no-untyped
     """Mark an account active, as TOTP enrolment does when it succeeds."""
 
     def _activate(username: str) -> None:
-        user = services.store.accounts.find_user(username)
-        assert user is not None
-        assert services.store.accounts.change_status(user.id, STATUS_PENDING, STATUS_ACTIVE, clock()) is not None
+        with services.store.transaction() as tx:
+            user = tx.users.by_name(username)
+            assert user is not None and user.status == STATUS_PENDING
+            tx.users.set_status(user.id, STATUS_ACTIVE, clock())
 
     return _activate
 

@@ -84,18 +84,18 @@ def password_works(actions: AuthActions, user: Enrolled, password: str) -> bool:
 
 
 def opaque_record(services: Services, username: str = "alice") -> bytes | None:
-    with services.store.database.reading() as connection:
+    with services.store.engine.connect() as connection:
         return connection.scalar(select(User.opaque_record).where(User.username == username))
 
 
 def recovery_hashes(services: Services) -> set[bytes]:
-    with services.store.database.reading() as connection:
+    with services.store.engine.connect() as connection:
         return set(connection.scalars(select(RecoveryCode.code_hash)))
 
 
 def row_counts(services: Services) -> dict[str, int]:
     """Rows per table; the tests that use it have one account, so every row is alice's."""
-    with services.store.database.reading() as connection:
+    with services.store.engine.connect() as connection:
         return {
             model.__tablename__: connection.scalar(select(func.count()).select_from(model)) or 0
             for model in (User, UserSession, RecoveryCode, RegistrationState)

@@ -14,8 +14,8 @@ from cypher import create_app
 from cypher.services.errors import InvalidToken
 from cypher.services.tokens import TokenPurpose
 from cypher.store import NewSession
-from cypher.store.sessions import insert_session
 from tests.auth_actions import AuthActions, Enrolled
+from tests.records import find_user
 from tests.test_opaque_api import _error
 
 
@@ -73,23 +73,24 @@ def test_a_session_id_beginning_with_a_dash_is_an_id(
     user: Enrolled,  # type: ignore[no-untyped-def]
 ) -> None:
     """One session id in 64 begins with "-" (URL-safe base64); the command must not read it as an option."""
-    alice = services.store.accounts.find_user("alice")
+    alice = find_user(services.store, "alice")
     now = clock()
     row = NewSession(
         "-9yFHLNjMKXGPfhgAR0BXmXj898rqCOZ", alice.id, "refresh-1", now, now + timedelta(days=1), None, None
     )
-    with services.store.database.direct.writing() as transaction:
-        insert_session(transaction, row)
+    with services.store.transaction() as tx:
+        tx.sessions.add(row)
     revoked = runner.invoke(args=["sessions", "revoke", row.session_id])
     assert revoked.exit_code == 0, revoked.output
-    assert services.store.sessions.live_session(row.session_id, now) is None
+    with services.store.transaction(readonly=True) as tx:
+        assert tx.sessions.live(row.session_id, now) is None
 
 
 def test_users_delete(runner: FlaskCliRunner, services, user: Enrolled) -> None:  # type: ignore[no-untyped-def]
     assert runner.invoke(args=["users", "delete", "alice"]).exit_code == 1  # asks first; no input, no deletion
-    assert services.store.accounts.find_user("alice") is not None
+    assert find_user(services.store, "alice") is not None
     assert runner.invoke(args=["users", "delete", "alice", "--yes"]).exit_code == 0
-    assert services.store.accounts.find_user("alice") is None
+    assert find_user(services.store, "alice") is None
 
 
 def test_keys_rotate_then_prune(app: Flask, app_config: dict[str, object], runner: FlaskCliRunner) -> None:

@@ -131,7 +131,7 @@ def login_spent(services: Services, login_id: str) -> bool:
     """Whether /login/finish has used this loginId."""
     opened = LoginStateSealer(Sealer(services.keyring[KeyPurpose.AT_REST])).open(login_id)
     assert opened is not None, "not a loginId of this server"
-    with services.store.database.reading() as session:
+    with services.store.engine.connect() as session:
         return session.scalar(select(SpentLogin.id).where(SpentLogin.id == opened.spent_key)) is not None
 
 

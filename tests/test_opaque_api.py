@@ -27,12 +27,13 @@ from tests.opaque_client import (
     start_registration,
     unb64,
 )
+from tests.records import find_user
 
 PASSWORD = "correct horse battery staple"
 
 
 def row_counts(services: Services) -> dict[str, int]:
-    with services.store.database.reading() as session:
+    with services.store.engine.connect() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
             for model in (User, RegistrationState, SpentLogin)
@@ -126,7 +127,7 @@ def test_register_finish_creates_a_pending_account_and_an_enrolment_token(
     assert body["username"] == "carol" and body["expiresIn"] == 300
     claims = services.tokens.parse(body["enrollmentToken"], TokenPurpose.ENROLL)
     assert claims.subject == "carol"
-    user = services.store.accounts.find_user("carol")
+    user = find_user(services.store, "carol")
     assert user is not None and user.status == "pending"
     assert row_counts(services) == {"users": 1, "registration_states": 0, "spent_logins": 0}
 
@@ -410,8 +411,9 @@ def test_a_login_of_an_account_deleted_and_registered_again_is_gone(
 ) -> None:
     """The loginId names the record that answered KE1; a new account of that name has another."""
     login_id, ke3 = _login_started(auth)
-    user = services.store.accounts.find_user("alice")
-    assert user is not None and services.store.accounts.delete_user(user.id)
+    with services.store.transaction() as tx:
+        user = tx.users.by_name("alice")
+        assert user is not None and tx.users.delete(user.id)
     assert auth.register("alice", PASSWORD).status_code == 201
     activate("alice")
     _error(
@@ -459,10 +461,10 @@ def test_an_account_survives_a_restart(app: Flask, app_config: dict[str, object]
 
 
 def test_records_are_sealed_at_rest(services: Services, alice: str) -> None:
-    with services.store.database.reading() as session:
+    with services.store.engine.connect() as session:
         stored = session.scalar(select(User.opaque_record).where(User.username == "alice"))
     assert stored is not None and len(stored) == 24 + 256 + 16  # nonce, libopaque record, tag
-    user = services.store.accounts.find_user("alice")
+    user = find_user(services.store, "alice")
     assert user is not None
     # The server's own long-term key is inside libopaque's record; it must not appear in the clear.
     from cypher.keys import KeyPurpose

@@ -1,33 +1,43 @@
-"""The store on SQLite and, when CYPHER_TEST_DATABASE_URL is set, on PostgreSQL.
+"""The store's unit of work and its statements, on SQLite and, when CYPHER_TEST_DATABASE_URL is
+set, on PostgreSQL. The policy that uses them is tested through the services and the API.
 
 Every test here takes `database_url`, which conftest parametrizes over both databases.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
-from cypher.services.sealing import SealedValue
-from cypher.store import Store, StoreConflict
+from cypher.domain import STATUS_ACTIVE, SealedValue
+from cypher.store import NewSession, Store, StoreConflict
 from cypher.store.migrate import current_revision, head_revision, upgrade
-from cypher.store.models import RegistrationState, SpentLogin, User
+from cypher.store.models import SpentLogin, User
 from tests.concurrency import race
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=5)
 SECRET = SealedValue("kid", b"sealed-secret")
 
 
-def _seal_record(sealed: SealedValue) -> SealedValue:
-    return SealedValue(sealed.key_id, b"record-from-" + sealed.ciphertext)
+def _user_id(store: Store, username: str = "alice") -> int:
+    with store.transaction() as tx:
+        return tx.users.add_pending(username, SECRET, NOW).id
 
 
-def _register(store: Store, username: str = "alice", now: datetime = NOW) -> None:
-    store.accounts.begin_registration(username, SECRET, now, TTL, pending_cutoff=now - TTL)
-    assert store.accounts.finish_registration(username, now, _seal_record) is not None
+def _session(user_id: int, session_id: str = "session-1", expires_at: datetime = NOW + TTL) -> NewSession:
+    return NewSession(session_id, user_id, f"refresh-of-{session_id}", NOW, expires_at, "192.0.2.1", "pytest")
+
+
+def _add_session(store: Store, new: NewSession) -> None:
+    with store.transaction() as tx:
+        tx.sessions.add(new)
 
 
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
@@ -50,114 +60,6 @@ def test_concurrent_migrations_from_fresh_database(database_url: str) -> None:
     check.dispose()
 
 
-def test_datetimes_come_back_aware_utc(store: Store) -> None:
-    _register(store)
-    user = store.accounts.find_user("alice")
-    assert user is not None and user.created_at == NOW and user.created_at.tzinfo is UTC
-    with pytest.raises(Exception, match="naive"):
-        store.accounts.begin_registration("bob", SECRET, NOW.replace(tzinfo=None), TTL, pending_cutoff=NOW)
-    assert store.accounts.find_user("bob") is None
-
-
-def test_registration_creates_a_pending_user_with_the_sealed_record(store: Store) -> None:
-    _register(store)
-    user = store.accounts.find_user("alice")
-    assert user is not None
-    assert user.status == "pending"
-    assert user.opaque_record == SealedValue("kid", b"record-from-sealed-secret")
-    with store.database.reading() as session:
-        assert session.scalar(select(RegistrationState).where(RegistrationState.username == "alice")) is None
-
-
-def test_a_taken_name_or_a_live_registration_holds_the_name(store: Store) -> None:
-    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-    with pytest.raises(StoreConflict):
-        store.accounts.begin_registration("alice", SECRET, NOW + timedelta(seconds=1), TTL, pending_cutoff=NOW - TTL)
-    assert store.accounts.finish_registration("alice", NOW, _seal_record) is not None
-    with pytest.raises(StoreConflict):
-        store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-
-
-def test_an_expired_registration_state_frees_the_name(store: Store) -> None:
-    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-    later = NOW + TTL
-    assert store.accounts.finish_registration("alice", later, _seal_record) is None
-    assert store.accounts.find_user("alice") is None
-    store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-
-
-def test_finish_without_state_is_none_and_writes_nothing(store: Store) -> None:
-    assert store.accounts.finish_registration("nobody", NOW, _seal_record) is None
-    assert store.accounts.find_user("nobody") is None
-
-
-def test_a_failing_seal_rolls_back_and_keeps_the_state(store: Store) -> None:
-    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-
-    def broken_seal(_: SealedValue) -> SealedValue:
-        raise RuntimeError("sealing failed")
-
-    with pytest.raises(RuntimeError):
-        store.accounts.finish_registration("alice", NOW, broken_seal)
-    assert store.accounts.find_user("alice") is None
-    assert store.accounts.finish_registration("alice", NOW, _seal_record) is not None
-
-
-def test_an_expired_pending_account_frees_its_name(store: Store) -> None:
-    _register(store)
-    later = NOW + TTL + timedelta(seconds=1)
-    store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-    assert store.accounts.find_user("alice") is None
-
-
-def test_an_active_account_is_never_swept(store: Store) -> None:
-    _register(store)
-    user = store.accounts.find_user("alice")
-    assert user is not None and store.accounts.change_status(user.id, "pending", "active", NOW) is not None
-    later = NOW + timedelta(days=30)
-    with pytest.raises(StoreConflict):
-        store.accounts.begin_registration("alice", SECRET, later, TTL, pending_cutoff=later - TTL)
-    assert store.accounts.change_status(10_000, "pending", "active", NOW) is None
-
-
-def test_concurrent_finishes_create_exactly_one_user(store: Store) -> None:
-    store.accounts.begin_registration("alice", SECRET, NOW, TTL, pending_cutoff=NOW - TTL)
-    outcomes = race(6, lambda: store.accounts.finish_registration("alice", NOW, _seal_record))
-    created = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
-    assert len(created) == 1 and created[0] is not None
-    assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if outcome not in created)
-    with store.database.reading() as session:
-        assert len(session.scalars(select(User)).all()) == 1
-
-
-def test_a_login_is_spent_exactly_once(store: Store) -> None:
-    _register(store)
-    user = store.accounts.find_user("alice")
-    assert user is not None
-    login = "1" * 64
-    outcomes = race(8, lambda: store.accounts.spend_login(login, NOW + timedelta(seconds=60), user.id, NOW))
-    refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
-    assert [outcome for outcome in outcomes if outcome not in refused] == [user], outcomes
-    assert len(refused) == 7 and all(isinstance(outcome, StoreConflict) for outcome in refused)
-    with pytest.raises(StoreConflict):
-        store.accounts.spend_login(login, NOW + timedelta(seconds=60), user.id, NOW + timedelta(seconds=59))
-
-
-def test_logins_without_an_account_and_expired_spent_logins(store: Store) -> None:
-    old, new = "1" * 64, "2" * 64
-    assert store.accounts.spend_login(old, NOW + timedelta(seconds=60), None, NOW) is None
-    # Past its expiry a spent login is garbage, cleared on the way past by a later login.
-    later = NOW + timedelta(seconds=61)
-    assert store.accounts.spend_login(new, later + timedelta(seconds=60), None, later) is None
-    with store.database.reading() as session:
-        assert session.scalars(select(SpentLogin.id)).all() == [new]
-    assert store.accounts.purge(later + timedelta(seconds=60), pending_cutoff=NOW)["spent_logins"] == 1
-
-
-def test_ping_answers(store: Store) -> None:
-    store.ping()
-
-
 def test_migrations_and_models_agree(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -167,3 +69,152 @@ def test_migrations_and_models_agree(store: Store) -> None:
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_datetimes_come_back_aware_utc_to_the_microsecond(store: Store) -> None:
+    user_id = _user_id(store)
+    _add_session(store, _session(user_id))
+    with store.transaction(readonly=True) as tx:
+        user = tx.users.by_id(user_id)
+        live = tx.sessions.live("session-1", NOW)
+        [listed] = tx.sessions.list_live(NOW, user_id=user_id)
+    assert user is not None and user.created_at == NOW and user.created_at.tzinfo is UTC
+    assert live == listed and (live.created_at, live.expires_at) == (NOW, NOW + TTL)
+
+
+def test_expiry_holds_to_the_microsecond(store: Store) -> None:
+    user_id = _user_id(store)
+    expires_at = NOW + timedelta(microseconds=1)
+    _add_session(store, _session(user_id, expires_at=expires_at))
+    with store.transaction(readonly=True) as tx:
+        assert tx.sessions.live("session-1", NOW) is not None
+        assert tx.sessions.live("session-1", expires_at) is None
+        assert tx.sessions.count_live(NOW) == 1
+        assert tx.sessions.list_live(expires_at, user_id=user_id) == []
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    user_id = _user_id(store)
+    with pytest.raises(Exception, match="naive"):
+        _add_session(store, _session(user_id, expires_at=(NOW + TTL).replace(tzinfo=None)))
+    with store.transaction(readonly=True) as tx:
+        assert tx.sessions.list_live(NOW) == []
+
+
+def test_a_block_that_raises_rolls_everything_back(store: Store) -> None:
+    user_id = _user_id(store)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.sessions.add(_session(user_id))
+        tx.users.set_status(user_id, STATUS_ACTIVE, NOW)
+        raise RuntimeError("after the writes")
+    with store.transaction(readonly=True) as tx:
+        assert tx.sessions.live("session-1", NOW) is None
+        assert tx.users.by_id(user_id).status == "pending"  # type: ignore[union-attr]
+    _add_session(store, _session(user_id))  # the connection went back clean
+    with store.transaction(readonly=True) as tx:
+        assert tx.sessions.live("session-1", NOW) is not None
+
+
+def test_a_taken_name_is_a_conflict_and_exactly_one_of_many_wins(store: Store) -> None:
+    outcomes = race(6, lambda: _user_id(store))
+    assert len([outcome for outcome in outcomes if isinstance(outcome, int)]) == 1
+    assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if not isinstance(outcome, int))
+    with store.engine.connect() as connection:
+        assert len(connection.execute(select(User.id)).all()) == 1
+
+
+def test_one_registration_per_name_at_a_time(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.registrations.open("alice", "register", SECRET, NOW, NOW + TTL)
+    with pytest.raises(StoreConflict), store.transaction() as tx:
+        tx.registrations.open("alice", "register", SECRET, NOW + timedelta(seconds=1), NOW + TTL)
+    with store.transaction() as tx:  # an expired one is replaced
+        tx.registrations.open("alice", "password", SECRET, NOW + TTL, NOW + 2 * TTL)
+    with store.transaction() as tx:
+        assert tx.registrations.take("alice", "register") is None
+        taken = tx.registrations.take("alice", "password")
+        assert taken is not None and taken.server_secret == SECRET and taken.expires_at == NOW + 2 * TTL
+        assert tx.registrations.take("alice", "password") is None
+
+
+def test_a_login_is_spent_exactly_once(store: Store) -> None:
+    def spend() -> str:
+        with store.transaction() as tx:
+            tx.spent_logins.spend("login-1", NOW + TTL)
+        return "spent"
+
+    outcomes = race(8, spend)
+    assert outcomes.count("spent") == 1
+    assert all(isinstance(outcome, StoreConflict) for outcome in outcomes if outcome != "spent")
+    with store.transaction() as tx:
+        tx.spent_logins.spend("login-2", NOW + 2 * TTL)
+        assert tx.spent_logins.delete_expired(NOW + TTL) == 1
+    with store.engine.connect() as connection:
+        assert connection.execute(select(SpentLogin.id)).scalars().all() == ["login-2"]
+
+
+def test_a_locked_row_makes_concurrent_writers_take_turns(store: Store) -> None:
+    """A read-decide-write on a row read with lock=True loses no update, on both databases
+    (SQLite's write transactions begin IMMEDIATE; PostgreSQL's row lock holds the others)."""
+    user_id = _user_id(store)
+
+    def count_one_failure() -> None:
+        with store.transaction() as tx:
+            user = tx.users.by_id(user_id, lock=True)
+            assert user is not None
+            tx.users.set_totp_failures(user_id, user.totp_failures + 1, None)
+
+    assert race(12, count_one_failure) == [None] * 12
+    with store.transaction(readonly=True) as tx:
+        assert tx.users.by_id(user_id).totp_failures == 12  # type: ignore[union-attr]
+
+
+def test_ping_answers(store: Store) -> None:
+    store.ping()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(f"sqlite:///{tmp_path / 'cypher.db'}")
+    upgrade(store.engine)
+    yield store
+    store.dispose()
+
+
+def test_sqlite_connections_hold_under_concurrent_transactions(sqlite_store: Store) -> None:
+    """Threads writing and reading at once each get a connection of their own; a finished read
+    leaves no snapshot behind, so each sees every commit before it; none is lost."""
+    store = sqlite_store
+    user_id = _user_id(store)
+    counter = itertools.count()
+
+    def write_then_read() -> int:
+        session_id = f"session-{next(counter)}"
+        _add_session(store, _session(user_id, session_id))
+        with store.transaction(readonly=True) as tx:
+            assert tx.sessions.live(session_id, NOW) is not None
+        return 1
+
+    outcomes = [outcome for _ in range(5) for outcome in race(16, write_then_read)]
+    assert outcomes == [1] * 80
+    with store.transaction(readonly=True) as tx:
+        assert len(tx.sessions.list_live(NOW, user_id=user_id)) == 80
+
+
+def test_a_forked_process_opens_its_own_connections(sqlite_store: Store) -> None:
+    """gunicorn with --preload forks after the app has run: a child must not use the parent's
+    SQLite handles. The parent's pooled connection holds a TEMP table; the child must not see it."""
+    with sqlite_store.engine.connect() as connection:
+        connection.execute(text("CREATE TEMP TABLE marker (x INTEGER)"))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            with sqlite_store.engine.connect() as connection:
+                found = connection.execute(text("SELECT count(*) FROM sqlite_temp_master WHERE name = 'marker'"))
+                os._exit(0 if found.scalar() == 0 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with sqlite_store.engine.connect() as connection:  # the parent still has its own
+        assert connection.execute(text("SELECT count(*) FROM temp.marker")).scalar() == 0

@@ -22,6 +22,7 @@ from cypher.wiring import Services
 from tests.auth_actions import ORIGIN, AuthActions, Enrolled
 from tests.concurrency import race
 from tests.opaque_client import OpaqueActions, b64, start_registration
+from tests.records import find_user
 from tests.test_opaque_api import PASSWORD, _error
 
 RECOVERY_CODE = re.compile(f"[{RECOVERY_ALPHABET}]{{4}}-[{RECOVERY_ALPHABET}]{{4}}-[{RECOVERY_ALPHABET}]{{4}}")
@@ -35,7 +36,7 @@ def _registered(auth: OpaqueActions, username: str = "bob") -> dict[str, str]:
 
 
 def _stored_secret(services: Services, username: str) -> bytes | None:
-    with services.store.database.reading() as connection:
+    with services.store.engine.connect() as connection:
         return connection.scalar(select(User.totp_secret).where(User.username == username))
 
 
@@ -63,7 +64,7 @@ def test_verify_setup_activates_and_returns_recovery_codes(
     bearer = _registered(auth)
     secret = client.post("/totp/setup", json={}, headers=bearer).get_json()["secret"]
     _error(client.post("/totp/verify-setup", json={"code": "000000"}, headers=bearer), 401, "invalid_totp")
-    user = services.store.accounts.find_user("bob")
+    user = find_user(services.store, "bob")
     assert user is not None and user.status == "pending"
 
     response = client.post("/totp/verify-setup", json={"code": actions.code(secret)}, headers=bearer)
@@ -72,7 +73,7 @@ def test_verify_setup_activates_and_returns_recovery_codes(
     assert body["username"] == "bob"
     codes = body["recoveryCodes"]
     assert len(codes) == len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(code) for code in codes)
-    user = services.store.accounts.find_user("bob")
+    user = find_user(services.store, "bob")
     assert user is not None and user.status == "active"
 
 
@@ -152,7 +153,7 @@ def test_an_unverified_account_expires_and_frees_its_name(
     result = runner.invoke(args=["purge"])
     assert result.exit_code == 0, result.output
     assert "pending_accounts: 1" in result.output
-    assert services.store.accounts.find_user("erin") is None
+    assert find_user(services.store, "erin") is None
 
 
 # -- login ------------------------------------------------------------------------------------
@@ -336,15 +337,14 @@ def test_wrong_codes_lock_the_account_whatever_the_token(
     assert actions.login(user).status_code == 200
 
 
-def test_an_enrolment_checks_the_secret_it_verified(
+def test_an_enrolment_verifies_against_the_newest_secret(
     client: FlaskClient, auth: OpaqueActions, actions: AuthActions, services: Services
 ) -> None:
     bearer = _registered(auth)
-    assert client.post("/totp/setup", json={}, headers=bearer).status_code == 200
-    user = services.store.accounts.find_user("bob")
-    assert user is not None and user.totp_secret is not None
-    client.post("/totp/setup", json={}, headers=bearer)  # replaced meanwhile, as by a second tab
-    step = int(actions.clock().timestamp()) // 30
-    activated = services.store.second_factor.activate(user.id, user.totp_secret, step, [], "kid", actions.clock())
-    assert activated is False
-    assert services.store.accounts.find_user("bob").status == "pending"  # type: ignore[union-attr]
+    first = client.post("/totp/setup", json={}, headers=bearer).get_json()["secret"]
+    second = client.post("/totp/setup", json={}, headers=bearer).get_json()["secret"]  # as from a second tab
+    _error(client.post("/totp/verify-setup", json={"code": actions.code(first)}, headers=bearer), 401, "invalid_totp")
+    assert find_user(services.store, "bob").status == "pending"  # type: ignore[union-attr]
+    verified = client.post("/totp/verify-setup", json={"code": actions.code(second)}, headers=bearer)
+    assert verified.status_code == 200, verified.get_json()
+    assert find_user(services.store, "bob").status == "active"  # type: ignore[union-attr]

@@ -7,7 +7,14 @@ from cypher.services.errors import InvalidToken
 from cypher.services.opaque import OpaqueService, RegistrationStarted
 from cypher.services.sessions import Principal
 from cypher.services.totp import TotpService
-from cypher.store import Store, UserRecord
+from cypher.store import Store, Transaction, UserRecord
+
+
+def delete_account(tx: Transaction, user: UserRecord) -> None:
+    """The account goes with everything in it: sessions, codes and pass-auth records cascade,
+    an open password change is deleted here."""
+    tx.registrations.delete_for(user.username)
+    tx.users.delete(user.id)
 
 
 class AccountService:
@@ -31,11 +38,13 @@ class AccountService:
 
     def delete(self, principal: Principal, code: str) -> None:
         user = self._confirmed(principal, code)
-        self._store.accounts.delete_user(user.id)
+        with self._store.transaction() as tx:
+            delete_account(tx, user)
 
     def _confirmed(self, principal: Principal, code: str) -> UserRecord:
-        user = self._store.accounts.find_user(principal.username)
+        with self._store.transaction(readonly=True) as tx:
+            user = tx.users.by_name(principal.username)
         if user is None or user.id != principal.user_id:
             raise InvalidToken("The session has ended.")
-        self._totp.check_code(user, code)
+        self._totp.check_code(user.id, code)
         return user

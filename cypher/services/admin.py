@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED
+from cypher.services.accounts import delete_account
 from cypher.services.clock import Clock
 from cypher.services.errors import NotFound
-from cypher.services.users import STATUS_ACTIVE, STATUS_DISABLED, canonical_username
-from cypher.store import SessionRecord, Store, UserRecord
+from cypher.services.users import canonical_username
+from cypher.store import SessionRecord, Store, Transaction, UserRecord
 
 
 @dataclass(frozen=True)
@@ -24,47 +26,56 @@ class AdminService:
         self._clock = clock
 
     def users(self) -> list[UserRecord]:
-        return self._store.accounts.list_users()
+        with self._store.transaction(readonly=True) as tx:
+            return tx.users.all()
 
     def user(self, username: str) -> UserDetails:
-        user = self._find(username)
-        return UserDetails(
-            user=user,
-            live_sessions=self._store.sessions.list_live(user.id, self._clock()),
-            unused_recovery_codes=self._store.second_factor.unused_recovery_codes(user.id),
-        )
+        with self._store.transaction(readonly=True) as tx:
+            user = _find(tx, username)
+            return UserDetails(
+                user=user,
+                live_sessions=tx.sessions.list_live(self._clock(), user_id=user.id),
+                unused_recovery_codes=tx.recovery_codes.count_unused(user.id),
+            )
 
     def disable(self, username: str) -> int:
         """No more logins; every session ends now. Returns how many sessions ended."""
-        revoked = self._store.accounts.change_status(
-            self._find(username).id, STATUS_ACTIVE, STATUS_DISABLED, self._clock()
-        )
-        if revoked is None:
-            raise NotFound(f"{username} is not an active account.")
-        return revoked
+        return self._change_status(username, STATUS_ACTIVE, STATUS_DISABLED, "is not an active account")
 
     def enable(self, username: str) -> None:
-        user = self._find(username)
-        if self._store.accounts.change_status(user.id, STATUS_DISABLED, STATUS_ACTIVE, self._clock()) is None:
-            raise NotFound(f"{username} is not a disabled account.")
+        self._change_status(username, STATUS_DISABLED, STATUS_ACTIVE, "is not a disabled account")
+
+    def _change_status(self, username: str, from_status: str, to_status: str, refusal: str) -> int:
+        """Move an account between statuses; its live sessions end. Returns how many ended."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            user = _find(tx, username, lock=True)
+            if user.status != from_status:
+                raise NotFound(f"{username} {refusal}.")
+            tx.users.set_status(user.id, to_status, now)
+            return tx.sessions.revoke_live(now, user_id=user.id)
 
     def delete(self, username: str) -> None:
-        self._store.accounts.delete_user(self._find(username).id)
+        with self._store.transaction() as tx:
+            delete_account(tx, _find(tx, username, lock=True))
 
     def count_live_sessions(self) -> int:
-        return self._store.sessions.count_live(self._clock())
+        with self._store.transaction(readonly=True) as tx:
+            return tx.sessions.count_live(self._clock())
 
     def sessions(self, username: str | None) -> list[SessionRecord]:
-        if username is None:
-            return self._store.sessions.list_all_live(self._clock())
-        return self._store.sessions.list_live(self._find(username).id, self._clock())
+        with self._store.transaction(readonly=True) as tx:
+            user_id = None if username is None else _find(tx, username).id
+            return tx.sessions.list_live(self._clock(), user_id=user_id)
 
     def revoke_session(self, session_id: str) -> None:
-        if not self._store.sessions.revoke_by_id(session_id, self._clock()):
-            raise NotFound("No live session with that id.")
+        with self._store.transaction() as tx:
+            if not tx.sessions.revoke_live(self._clock(), session_id=session_id):
+                raise NotFound("No live session with that id.")
 
-    def _find(self, username: str) -> UserRecord:
-        user = self._store.accounts.find_user(canonical_username(username))
-        if user is None:
-            raise NotFound(f"No account named {username}.")
-        return user
+
+def _find(tx: Transaction, username: str, *, lock: bool = False) -> UserRecord:
+    user = tx.users.by_name(canonical_username(username), lock=lock)
+    if user is None:
+        raise NotFound(f"No account named {username}.")
+    return user

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pysodium
 
 from cypher import base64url
+from cypher.domain import SealedValue
 from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
-from cypher.services.sealing import SealedValue, Sealer, SealError
+from cypher.services.sealing import Sealer, SealError
 
 SEALED_LOGIN_STATE = "login_state"
 RECORD_FINGERPRINT_BYTES = 16

@@ -17,7 +17,11 @@ class MaintenanceService:
     def purge(self) -> dict[str, int]:
         """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
         now = self._clock()
-        counts = self._store.accounts.purge(now, pending_cutoff=now - self._pending_ttl)
-        counts["pass_auth_records"] = self._store.second_factor.purge_attempts(now)
-        counts["ended_sessions"] = self._store.sessions.purge(now)
-        return counts
+        with self._store.transaction() as tx:
+            return {
+                "pending_accounts": tx.users.delete_pending_created_before(now - self._pending_ttl),
+                "registration_states": tx.registrations.delete_expired(now),
+                "spent_logins": tx.spent_logins.delete_expired(now),
+                "pass_auth_records": tx.pass_auth_uses.delete_expired(now),
+                "ended_sessions": tx.sessions.delete_ended(now),
+            }

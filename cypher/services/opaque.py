@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar
 
+from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, SealedValue
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountDisabled,
@@ -31,14 +32,19 @@ from cypher.services.opaque_protocol import (
     OpaqueProtocol,
     OpaqueProtocolError,
 )
-from cypher.services.sealing import SealedValue, Sealer
+from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
-from cypher.services.users import STATUS_ACTIVE, STATUS_DISABLED, canonical_username
-from cypher.store import Store, StoreConflict
+from cypher.services.users import canonical_username
+from cypher.store import OpenRegistration, Store, StoreConflict
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
 SEALED_REGISTRATION_SECRET = "registration_secret"
+# What a registration state is for; one may be open per username at a time.
+REGISTER = "register"
+PASSWORD_CHANGE = "password"
+# Spent loginIds past their expiry are garbage, cleared at most this often on the way past.
+SPENT_LOGIN_SWEEP_INTERVAL = timedelta(seconds=60)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +101,7 @@ class OpaqueService:
         self._tokens = tokens
         self._clock = clock
         self._lifetimes = lifetimes
+        self._swept_at: datetime | None = None
 
     @property
     def server_id(self) -> str:
@@ -105,17 +112,17 @@ class OpaqueService:
         server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
         now = self._clock()
         sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+        expires_at = now + self._lifetimes.registration_state
         try:
-            self._store.accounts.begin_registration(
-                username,
-                sealed_secret,
-                now,
-                self._lifetimes.registration_state,
-                pending_cutoff=now - self._lifetimes.pending_account,
-            )
+            with self._store.transaction() as tx:
+                # Pending accounts past their time free their names.
+                tx.users.delete_pending_created_before(now - self._lifetimes.pending_account)
+                if tx.users.by_name(username) is not None:
+                    raise StoreConflict("user")
+                # A second registration must not replace one in flight: its record would not
+                # match the kept secret.
+                tx.registrations.open(username, REGISTER, sealed_secret, now, expires_at)
         except StoreConflict:
-            # An account, or another registration still in flight, holds the name. A second
-            # registration must not replace the first: its record would not match the kept secret.
             raise UsernameTaken() from None
         return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
 
@@ -123,13 +130,18 @@ class OpaqueService:
         username = canonical_username(raw_username)
         # Check the record before the state is spent, so a malformed one can be sent again.
         self.check_registration_record(registration_record)
+        now = self._clock()
         try:
-            user = self._store.accounts.finish_registration(
-                username, self._clock(), self._record_sealer(username, registration_record)
-            )
+            with self._store.transaction() as tx:
+                state = _live(tx.registrations.take(username, REGISTER), now)
+                if state is None:
+                    if tx.users.by_name(username) is not None:
+                        raise StoreConflict("user")  # another request finished it first
+                else:
+                    tx.users.add_pending(username, self._sealed_record(username, state, registration_record), now)
         except StoreConflict:
             raise UsernameTaken() from None
-        if user is None:
+        if state is None:
             raise RegistrationExpired()
         return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
 
@@ -137,12 +149,12 @@ class OpaqueService:
         """OPAQUE re-registration of an existing account; the caller has authenticated it."""
         server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
         sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+        now = self._clock()
         try:
-            # Only the password-change TTL (the login TTL) holds the account: a client that gave
-            # up can start again a minute later.
-            self._store.accounts.begin_password_change(
-                username, sealed_secret, self._clock(), self._lifetimes.login_state
-            )
+            with self._store.transaction() as tx:
+                # Only the login TTL holds the account: a client that gave up can start again
+                # a minute later.
+                tx.registrations.open(username, PASSWORD_CHANGE, sealed_secret, now, now + self._lifetimes.login_state)
         except StoreConflict:
             raise PasswordChangeInProgress() from None
         return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
@@ -153,28 +165,33 @@ class OpaqueService:
     def finish_password_change(
         self, user_id: int, username: str, registration_record: bytes, keep_session_id: str
     ) -> int:
-        """Store the new record; every session but `keep_session_id` ends. Returns how many did."""
+        """Store the new record and end everything the old password opened: every session but
+        `keep_session_id`; pass-auth tokens issued before now, through password_changed_at; logins
+        in flight, because their record is no longer the stored one (login_state.py). Returns how
+        many sessions ended."""
         self.check_registration_record(registration_record)
-        revoked = self._store.accounts.finish_password_change(
-            user_id, username, self._clock(), self._record_sealer(username, registration_record), keep_session_id
-        )
+        now = self._clock()
+        revoked: int | None = None
+        with self._store.transaction() as tx:
+            state = _live(tx.registrations.take(username, PASSWORD_CHANGE), now)
+            user = tx.users.by_id(user_id, lock=True)
+            if state is not None and user is not None and user.username == username:
+                tx.users.set_opaque_record(user_id, self._sealed_record(username, state, registration_record), now)
+                revoked = tx.sessions.revoke_live(now, user_id=user_id, keep_session_id=keep_session_id)
         if revoked is None:
             raise RegistrationExpired("The password change has expired; start again.")
         return revoked
 
-    def _record_sealer(self, username: str, registration_record: bytes) -> Callable[[SealedValue], SealedValue]:
-        """Turn the kept, sealed server secret into the sealed user record (inside the store's transaction)."""
-
-        def seal_user_record(sealed_secret: SealedValue) -> SealedValue:
-            server_secret = self._sealer.open(sealed_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
-            record = self._protocol.user_record(server_secret, registration_record)
-            return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
-
-        return seal_user_record
+    def _sealed_record(self, username: str, state: OpenRegistration, registration_record: bytes) -> SealedValue:
+        """The user's OPAQUE record, made from the kept server secret and the client's record, sealed."""
+        server_secret = self._sealer.open(state.server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
+        record = self._protocol.user_record(server_secret, registration_record)
+        return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 
     def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
         username = canonical_username(raw_username)
-        user = self._store.accounts.find_user(username)
+        with self._store.transaction(readonly=True) as tx:
+            user = tx.users.by_name(username)
         if user is None:
             record, fingerprint = self._protocol.fake_user_record(username), NO_RECORD
         else:
@@ -203,7 +220,13 @@ class OpaqueService:
         if expires_at <= now:
             raise LoginExpired()
         try:
-            user = self._store.accounts.spend_login(opened.spent_key, expires_at, state.user_id, now)
+            with self._store.transaction() as tx:
+                if self._sweep_due(now):
+                    tx.spent_logins.delete_expired(now)
+                tx.spent_logins.spend(opened.spent_key, expires_at)
+                # Read by id even for an unknown name (no row has id NULL): both cases run the
+                # same statements.
+                user = tx.users.by_id(state.user_id)
         except StoreConflict:
             raise LoginExpired() from None  # used before
         if state.user_id is not None and (
@@ -219,6 +242,16 @@ class OpaqueService:
         if user.status != STATUS_ACTIVE:
             raise AccountPending()
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
+
+    def _sweep_due(self, now: datetime) -> bool:
+        if self._swept_at is not None and now - self._swept_at < SPENT_LOGIN_SWEEP_INTERVAL:
+            return False
+        self._swept_at = now
+        return True
+
+
+def _live(state: OpenRegistration | None, now: datetime) -> OpenRegistration | None:
+    return state if state is not None and state.expires_at > now else None
 
 
 def _protocol_call(function: Callable[P, R], *arguments: P.args, **keywords: P.kwargs) -> R:

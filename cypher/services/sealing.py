@@ -7,10 +7,9 @@ into the OPAQUE column, fails to open.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pysodium
 
+from cypher.domain import SealedValue
 from cypher.keys import KeySet
 
 NONCE_BYTES: int = pysodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -18,12 +17,6 @@ NONCE_BYTES: int = pysodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 
 class SealError(Exception):
     """A sealed value does not open: wrong key, wrong binding or tampered bytes."""
-
-
-@dataclass(frozen=True)
-class SealedValue:
-    key_id: str
-    ciphertext: bytes  # nonce || ciphertext || tag
 
 
 def _associated_data(username: str, purpose: str) -> bytes:

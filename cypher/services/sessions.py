@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cypher.services.clock import Clock
-from cypher.services.errors import InvalidToken, NotFound, TokenReused
+from cypher.services.errors import CypherError, InvalidToken, NotFound, TokenReused
 from cypher.services.tokens import MintedToken, TokenClaims, TokenPurpose, TokenService
-from cypher.store import NewSession, Rotation, SessionRecord, Store
+from cypher.store import NewSession, Store, Transaction
 
 SESSION_ID_BYTES = 24
 # last_seen_at is written at most this often by verification, so reads stay reads.
@@ -80,35 +81,50 @@ class SessionService:
     def refresh(self, refresh_token: str) -> SessionTokens:
         """Spend a refresh token for a new pair; a spent one presented again revokes the session."""
         claims = self._tokens.parse(refresh_token, TokenPurpose.REFRESH)
+        with self._store.transaction() as tx:
+            outcome = self._rotate(tx, claims, self._clock())
+        if isinstance(outcome, CypherError):
+            raise outcome
+        return outcome
+
+    def _rotate(self, tx: Transaction, claims: TokenClaims, now: datetime) -> SessionTokens | CypherError:
+        """Move the session on from this authentic refresh token to a new pair, or detect reuse.
+
+        The session row stays locked until the end, so of several concurrent refreshes with one
+        token exactly one moves the session on; each other one finds the token spent, and reuse
+        revokes the whole session (RFC 9700). The revocation is returned, not raised, to commit.
+        """
         session_id = _session_id(claims)
-        minted: list[SessionTokens] = []
-
-        def successor(session: SessionRecord) -> str:
-            if session.username != claims.subject:
-                raise InvalidToken()
-            tokens = self._mint_pair(claims.subject, session_id, session_ends_at=session.expires_at)
-            minted.append(tokens)
-            return tokens.refresh.claims.token_id
-
-        outcome = self._store.sessions.rotate_refresh(claims.token_id, session_id, self._clock(), successor)
-        if outcome is Rotation.REUSED:
-            raise TokenReused()
-        if outcome is not Rotation.ROTATED:
-            raise InvalidToken()
-        return minted[0]
+        found = tx.sessions.for_refresh(session_id)
+        if found is None:
+            return InvalidToken()  # purged, or its account was deleted
+        current = found.refresh_token_id
+        if current is None or not hmac.compare_digest(current, claims.token_id):
+            tx.sessions.revoke(session_id, now)
+            return TokenReused()
+        session = found.session
+        if found.revoked or session.expires_at <= now or session.username != claims.subject:
+            return InvalidToken()
+        tokens = self._mint_pair(claims.subject, session_id, session_ends_at=session.expires_at)
+        tx.sessions.set_refresh_token(session_id, tokens.refresh.claims.token_id, now)
+        return tokens
 
     def verify(self, access_token: str) -> Principal:
         """Check an access token's signature, purpose and expiry, and that its session is live."""
         claims = self._tokens.parse(access_token, TokenPurpose.ACCESS)
         now = self._clock()
-        session = self._store.sessions.live_session(_session_id(claims), now)
+        with self._store.transaction(readonly=True) as tx:
+            session = tx.sessions.live(_session_id(claims), now)
         if session is None or session.username != claims.subject:
             raise InvalidToken("The session has ended.")
         if now - session.last_seen_at >= LAST_SEEN_GRANULARITY:
-            self._store.sessions.touch(session.id, now)
+            with self._store.transaction() as tx:
+                tx.sessions.touch(session.id, now)
         return Principal(session.username, session.user_id, session.id, claims.expires_at)
 
     def list(self, principal: Principal) -> list[SessionView]:
+        with self._store.transaction(readonly=True) as tx:
+            records = tx.sessions.list_live(self._clock(), user_id=principal.user_id)
         return [
             SessionView(
                 record.id,
@@ -118,18 +134,23 @@ class SessionService:
                 record.user_agent,
                 current=record.id == principal.session_id,
             )
-            for record in self._store.sessions.list_live(principal.user_id, self._clock())
+            for record in records
         ]
 
     def revoke(self, principal: Principal, session_id: str) -> None:
-        if not self._store.sessions.revoke(session_id, principal.user_id, self._clock()):
+        if not self._revoke(principal.user_id, session_id):
             raise NotFound("No such session.")
 
     def logout(self, principal: Principal) -> None:
-        self._store.sessions.revoke(principal.session_id, principal.user_id, self._clock())
+        self._revoke(principal.user_id, principal.session_id)
 
     def logout_all(self, principal: Principal) -> int:
-        return self._store.sessions.revoke_all(principal.user_id, self._clock())
+        return self._revoke(principal.user_id, None)
+
+    def _revoke(self, user_id: int, session_id: str | None) -> int:
+        """End one live session of the user, or all of them; how many ended."""
+        with self._store.transaction() as tx:
+            return tx.sessions.revoke_live(self._clock(), user_id=user_id, session_id=session_id)
 
     def _mint_pair(self, username: str, session_id: str, session_ends_at: datetime) -> SessionTokens:
         return SessionTokens(

@@ -18,14 +18,14 @@ import pyotp
 import pysodium
 import qrcode
 
+from cypher.domain import STATUS_ACTIVE, STATUS_PENDING
 from cypher.keys import KeySet
 from cypher.services.clock import Clock
-from cypher.services.errors import InvalidToken, InvalidTotp, PassAuthExpired, TooManyAttempts
+from cypher.services.errors import CypherError, InvalidToken, InvalidTotp, PassAuthExpired, TooManyAttempts
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
-from cypher.services.users import STATUS_PENDING
-from cypher.store import CodeProof, Lockout, NewSession, Store, UserRecord, Verdict
+from cypher.store import Store, Transaction, UserRecord
 
 TOTP_DIGITS = 6
 TOTP_PERIOD_SECONDS = 30
@@ -34,7 +34,8 @@ _DRIFT_ORDER = sorted(range(-DRIFT_STEPS, DRIFT_STEPS + 1), key=abs)  # 0, -1, 1
 SECRET_BYTES = 20  # 160 bits, as RFC 4226 recommends
 MAX_ATTEMPTS_PER_PASS_AUTH = 5
 # Wrong codes in a row per account, whatever token or session they came with; then it rests.
-LOCKOUT = Lockout(max_failures=10, duration=timedelta(minutes=15))
+LOCKOUT_FAILURES = 10
+LOCKOUT_DURATION = timedelta(minutes=15)
 ACCOUNT_LOCKED_MESSAGE = "Too many wrong codes for this account. Try again in 15 minutes."
 RECOVERY_CODE_COUNT = 10
 # Crockford-like: no 0/O, 1/I/L, so a code read aloud or copied by hand survives.
@@ -142,39 +143,38 @@ class TotpService:
     # -- enrolment (authorised by the enrolment token of a pending account only) -------------
 
     def setup(self, enrollment_token: str) -> TotpEnrollment:
-        user = self._enrolling_user(enrollment_token)
+        claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
         secret = base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
-        sealed = self._sealer.seal(secret.encode("ascii"), username=user.username, purpose=SEALED_TOTP_SECRET)
-        if not self._store.second_factor.set_pending_totp_secret(user.id, sealed, self._clock()):
-            raise InvalidToken()  # activated meanwhile
+        sealed = self._sealer.seal(secret.encode("ascii"), username=claims.subject, purpose=SEALED_TOTP_SECRET)
+        with self._store.transaction() as tx:
+            user = self._enrolling_user(tx, claims)
+            tx.users.set_totp_secret(user.id, sealed, self._clock())
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=self._issuer)
         return TotpEnrollment(user.username, secret, uri, qr_code_data_url(uri))
 
     def verify_setup(self, enrollment_token: str, code: str) -> Activated:
-        user = self._enrolling_user(enrollment_token)
-        if user.totp_secret is None:
-            raise InvalidTotp("Set up TOTP first.")
-        step = matching_step(self._secret(user), code, self._clock())
-        if step is None:
-            raise InvalidTotp()
+        claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
+        now = self._clock()
         codes = self._recovery.generate()
-        hashes = [self._recovery.hash(code) for code in codes]
-        activated = self._store.second_factor.activate(
-            user.id, user.totp_secret, step, hashes, self._recovery.current_key_id, self._clock()
-        )
-        if not activated:
-            raise InvalidTotp()  # the step was used, the secret replaced, or another request was first
+        with self._store.transaction() as tx:
+            user = self._enrolling_user(tx, claims)
+            step = matching_step(self._secret(user), code, now)
+            if step is None or not _unused(user, step):
+                raise InvalidTotp()
+            tx.users.set_status(user.id, STATUS_ACTIVE, now)
+            tx.users.set_totp_last_step(user.id, step)
+            tx.recovery_codes.add(user.id, [self._recovery.hash(code) for code in codes], self._recovery.current_key_id)
         return Activated(user.username, codes)
 
-    def _enrolling_user(self, enrollment_token: str) -> UserRecord:
-        claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
-        user = self._store.accounts.find_user(claims.subject)
+    def _enrolling_user(self, tx: Transaction, claims: TokenClaims) -> UserRecord:
+        """The pending account the token enrols, locked for the rest of the transaction."""
+        user = tx.users.by_name(claims.subject, lock=True)
         # A token minted before this account existed belongs to an earlier, expired account of
         # the same name: it must not enrol the new one. Nor may a pending account past its time.
         if (
             user is None
             or user.status != STATUS_PENDING
-            or user.created_at.replace(microsecond=0) > claims.issued_at
+            or _newer_than(user.created_at, claims.issued_at)
             or user.created_at + self._pending_ttl <= self._clock()
         ):
             raise InvalidToken()
@@ -186,40 +186,45 @@ class TotpService:
         self, pass_auth_token: str | None, code: str | None, recovery_code: str | None, client: ClientInfo
     ) -> SessionTokens:
         claims = self._pass_auth_claims(pass_auth_token)
-        now = self._clock()
-        opened: list[SessionTokens] = []
+        with self._store.transaction() as tx:
+            outcome = self._second_step(tx, claims, code, recovery_code, client, self._clock())
+        if isinstance(outcome, CypherError):
+            raise outcome
+        return outcome
 
-        def prove(user: UserRecord) -> CodeProof | None:
-            if recovery_code is not None:
-                return CodeProof(recovery_candidates=self._recovery.candidates(recovery_code))
-            step = matching_step(self._secret(user), code or "", now)
-            return None if step is None else CodeProof(step=step)
-
-        def session_for(user: UserRecord) -> NewSession:
-            tokens, row = self._sessions.prepare(user.id, user.username, client)
-            opened.append(tokens)
-            return row
-
-        verdict = self._store.second_factor.second_factor_login(
-            claims.token_id,
-            claims.subject,
-            claims.issued_at,
-            MAX_ATTEMPTS_PER_PASS_AUTH,
-            claims.expires_at,
-            now,
-            LOCKOUT,
-            prove,
-            session_for,
-        )
-        if verdict is Verdict.OPENED:
-            return opened[0]
-        if verdict is Verdict.EXHAUSTED:
-            raise TooManyAttempts()
-        if verdict is Verdict.LOCKED:
-            raise TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
-        if verdict is Verdict.CODE_REFUSED:
-            raise InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
-        raise PassAuthExpired()  # no active account, or the token already opened a session
+    def _second_step(
+        self,
+        tx: Transaction,
+        claims: TokenClaims,
+        code: str | None,
+        recovery_code: str | None,
+        client: ClientInfo,
+        now: datetime,
+    ) -> SessionTokens | CypherError:
+        """Decide the login's second step. A refusal is returned rather than raised, so that the
+        attempt and the wrong code it counted are committed with it."""
+        # The account row stays locked until the end: concurrent guesses are judged one by one.
+        user = tx.users.by_name(claims.subject, lock=True)
+        if user is None or user.status != STATUS_ACTIVE or _newer_than(user.created_at, claims.issued_at):
+            return PassAuthExpired()
+        if user.password_changed_at and _newer_than(user.password_changed_at, claims.issued_at):
+            return PassAuthExpired()  # the password it proved is no longer the password
+        use = tx.pass_auth_uses.find(claims.token_id)
+        if use is None:
+            tx.pass_auth_uses.add(claims.token_id, user.id, claims.expires_at)
+        elif use.spent:
+            return PassAuthExpired()  # it opened a session already
+        elif use.attempts >= MAX_ATTEMPTS_PER_PASS_AUTH:
+            return TooManyAttempts()
+        else:
+            tx.pass_auth_uses.set_attempts(claims.token_id, use.attempts + 1)
+        refusal = self._judge(tx, user, code, recovery_code, now)
+        if refusal is not None:
+            return refusal
+        tx.pass_auth_uses.spend(claims.token_id, now)
+        tokens, session = self._sessions.prepare(user.id, user.username, client)
+        tx.sessions.add(session)
+        return tokens
 
     def _pass_auth_claims(self, token: str | None) -> TokenClaims:
         if not token:
@@ -231,24 +236,66 @@ class TotpService:
 
     # -- account actions ----------------------------------------------------------------------
 
-    def check_code(self, user: UserRecord, code: str) -> None:
+    def check_code(self, user_id: int, code: str) -> None:
         """Accept a fresh code of an active account, once; InvalidTotp or TooManyAttempts otherwise."""
-        now = self._clock()
-        step = matching_step(self._secret(user), code, now)
-        verdict = self._store.second_factor.confirm_action(user.id, step, now, LOCKOUT)
-        if verdict is Verdict.LOCKED:
-            raise TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
-        if verdict is not Verdict.ACCEPTED:
-            raise InvalidTotp()
+        with self._store.transaction() as tx:
+            user = tx.users.by_id(user_id, lock=True)
+            if user is None or user.status != STATUS_ACTIVE:
+                raise InvalidTotp()
+            refusal = self._judge(tx, user, code, None, self._clock())
+        if refusal is not None:
+            raise refusal
 
     def regenerate_recovery_codes(self, user: UserRecord) -> list[str]:
         codes = self._recovery.generate()
-        self._store.second_factor.replace_recovery_codes(
-            user.id, [self._recovery.hash(code) for code in codes], self._recovery.current_key_id
-        )
+        with self._store.transaction() as tx:
+            tx.recovery_codes.delete_for(user.id)
+            tx.recovery_codes.add(user.id, [self._recovery.hash(code) for code in codes], self._recovery.current_key_id)
         return codes
+
+    # -- the policy both share ----------------------------------------------------------------
+
+    def _judge(
+        self, tx: Transaction, user: UserRecord, code: str | None, recovery_code: str | None, now: datetime
+    ) -> CypherError | None:
+        """Spend the code (a TOTP step, or a recovery code) of a locked account row, or count it
+        wrong toward the lockout, which a right one clears. The refusal, or None."""
+        if user.totp_locked_until is not None and user.totp_locked_until > now:
+            return TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
+        if recovery_code is not None:
+            accepted = self._spend_recovery_code(tx, user, recovery_code, now)
+        else:
+            step = matching_step(self._secret(user), code or "", now)
+            accepted = step is not None and _unused(user, step)
+            if step is not None and accepted:
+                tx.users.set_totp_last_step(user.id, step)
+        if not accepted:
+            failures = user.totp_failures + 1
+            locked_until = now + LOCKOUT_DURATION if failures >= LOCKOUT_FAILURES else user.totp_locked_until
+            tx.users.set_totp_failures(user.id, failures, locked_until)
+            return InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
+        if user.totp_failures or user.totp_locked_until:
+            tx.users.set_totp_failures(user.id, 0, None)
+        return None
+
+    def _spend_recovery_code(self, tx: Transaction, user: UserRecord, code: str, now: datetime) -> bool:
+        # The code's hash under every listed key: whichever key stored it.
+        return any(
+            tx.recovery_codes.spend(user.id, key_id, code_hash, now)
+            for key_id, code_hash in self._recovery.candidates(code).items()
+        )
 
     def _secret(self, user: UserRecord) -> str:
         if user.totp_secret is None:
             raise InvalidTotp("Set up TOTP first.")
         return self._sealer.open(user.totp_secret, username=user.username, purpose=SEALED_TOTP_SECRET).decode("ascii")
+
+
+def _unused(user: UserRecord, step: int) -> bool:
+    """Whether a step comes after the last one accepted: each step works once per account."""
+    return user.totp_last_step is None or step > user.totp_last_step
+
+
+def _newer_than(moment: datetime, token_issued_at: datetime) -> bool:
+    """Whether `moment` comes after a token's issue time (which has whole seconds)."""
+    return moment.replace(microsecond=0) > token_issued_at

@@ -1,49 +1,77 @@
 """Persistence over SQLAlchemy Core: SQLite by default, PostgreSQL when several machines serve.
 
-One `Store` per application, with one part per domain (as Authelia's storage does): `accounts`
-(users and OPAQUE protocol state), `second_factor` (TOTP, recovery codes, pass-auth attempts) and
-`sessions` (sessions and refresh tokens). Services get plain records, never rows or connections;
-every method is one transaction. The ORM classes in models.py only define the tables. The
-statements every login and request run are plain SQL on the pooled DB-API connection (sql.py);
-the rest use SQLAlchemy Core (docs/performance.md says why).
+The store holds statements; the services decide. A service opens a unit of work with
+`with store.transaction() as tx:`, reads and writes through the small named statements of
+`tx.users`, `tx.sessions` and the rest, and the block commits when it ends or rolls back when it
+raises. A write transaction takes SQLite's write lock up front (BEGIN IMMEDIATE); on PostgreSQL
+the rows a decision rests on are read with `lock=True` (SELECT ... FOR UPDATE).
+
+Every statement is SQLAlchemy Core on a connection from SQLAlchemy's pool: one dialect for both
+databases, and one datetime codec (models.UTCDateTime). The hot statements are built once, at
+import; Core caches their compiled form. The ORM classes in models.py only define the tables,
+which Alembic migrates.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from cypher.store.accounts import AccountStore, StoreConflict
-from cypher.store.database import Database
-from cypher.store.records import UserRecord
-from cypher.store.second_factor import CodeProof, Lockout, SecondFactorStore, Verdict
-from cypher.store.sessions import NewSession, Rotation, SessionRecord, SessionStore
+from sqlalchemy import Connection, text
+
+from cypher.store.database import WRITE, make_engine
+from cypher.store.records import (
+    NewSession,
+    OpenRegistration,
+    PassAuthUse,
+    RefreshableSession,
+    SessionRecord,
+    UserRecord,
+)
+from cypher.store.second_factor import PassAuthUses, RecoveryCodes
+from cypher.store.sessions import Sessions
+from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
 
 __all__ = [
-    "CodeProof",
-    "Lockout",
     "NewSession",
-    "Rotation",
+    "OpenRegistration",
+    "PassAuthUse",
+    "RefreshableSession",
     "SessionRecord",
     "Store",
     "StoreConflict",
+    "Transaction",
     "UserRecord",
-    "Verdict",
 ]
+
+
+class Transaction:
+    """The statements of one unit of work, on one connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.users = Users(connection)
+        self.registrations = Registrations(connection)
+        self.spent_logins = SpentLogins(connection)
+        self.recovery_codes = RecoveryCodes(connection)
+        self.pass_auth_uses = PassAuthUses(connection)
+        self.sessions = Sessions(connection)
 
 
 class Store:
     def __init__(self, url: str) -> None:
-        self.database = Database(url)
-        self.accounts = AccountStore(self.database)
-        self.second_factor = SecondFactorStore(self.database)
-        self.sessions = SessionStore(self.database)
+        self.engine = make_engine(url)
+        self._write_engine = self.engine.execution_options(**{WRITE: True})
 
-    @property
-    def engine(self) -> Engine:
-        return self.database.engine
+    @contextmanager
+    def transaction(self, *, readonly: bool = False) -> Iterator[Transaction]:
+        """One unit of work: committed when the block ends, rolled back when it raises."""
+        with (self.engine if readonly else self._write_engine).begin() as connection:
+            yield Transaction(connection)
 
     def ping(self) -> None:
-        self.database.ping()
+        """Raise when the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        self.database.dispose()
+        self.engine.dispose()

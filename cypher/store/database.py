@@ -1,76 +1,59 @@
-"""The engine and its transactions: SQLite by default, PostgreSQL (psycopg 3) for several machines."""
+"""The engine: SQLite by default, PostgreSQL (psycopg 3) when several machines serve."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
-
-from cypher.store.sql import DirectAccess
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+WRITE = "cypher_write"  # the execution option that marks a write transaction
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-
-        @event.listens_for(engine, "connect")
-        def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            # Let SQLAlchemy's "begin" event issue BEGIN, instead of pysqlite's implicit one.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # With WAL, NORMAL never corrupts the database; only a power cut can lose the last
-            # commits. It halves the cost of a commit on the login path.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin_sqlite(connection) -> None:  # type: ignore[no-untyped-def]
-            if connection.get_execution_options().get("cypher_write", False):
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            # A read is one statement, consistent on its own: SQLite's autocommit serves it
-            # without a BEGIN and a ROLLBACK around it.
-
-        return engine
-    if url.startswith("postgresql://"):
-        # psycopg 3 is the driver; a plain postgresql:// URL means it.
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+    else:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # psycopg 3 is the driver
+        engine = create_engine(url, pool_pre_ping=True)
+    _forget_connections_across_fork(engine)
+    return engine
 
 
-class Database:
-    """One engine; `reading()` and `writing()` give a connection inside one transaction.
+def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # SQLAlchemy's "begin" event decides how a transaction begins, not pysqlite's implicit BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL never corrupts the database; only a power cut can lose the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
 
-    Writes on SQLite begin with BEGIN IMMEDIATE so that concurrent writers queue on the busy
-    timeout instead of failing when a read lock cannot be upgraded.
-    """
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        # The login and request paths' fixed SQL, on the same pool (see sql.py).
-        self.direct = DirectAccess(self.engine)
-        self._write_engine = self.engine.execution_options(cypher_write=True)
+def _begin_sqlite(connection: Any) -> None:
+    # A writer takes the write lock up front, so that concurrent writers queue on the busy timeout
+    # instead of failing to upgrade a read lock. A read is one statement, consistent on its own.
+    if connection.get_execution_options().get(WRITE, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
-            yield connection
 
-    @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        with self._write_engine.begin() as connection:
-            yield connection
+def _forget_connections_across_fork(engine: Engine) -> None:
+    """A forked child (gunicorn with --preload) must not use its parent's connections: SQLAlchemy's
+    recipe for pools and os.fork()."""
 
-    def ping(self) -> None:
-        """Raise when the database cannot be reached."""
-        with self.reading() as connection:
-            connection.execute(text("SELECT 1"))
+    @event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["pid"] = os.getpid()
 
-    def dispose(self) -> None:
-        self.direct.dispose()
-        self.engine.dispose()
+    @event.listens_for(engine, "checkout")
+    def _refuse_inherited(_dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+        if record.info["pid"] != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None  # type: ignore[assignment]
+            raise exc.DisconnectionError("a connection of the parent process; the pool makes a new one")

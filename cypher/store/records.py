@@ -4,30 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table
-
-from cypher.services.sealing import SealedValue
-from cypher.store.models import User
-from cypher.store.sql import Row, utc, utc_required
-
-users = cast(Table, User.__table__)
-
-USER_COLUMNS = (
-    users.c.id,
-    users.c.username,
-    users.c.status,
-    users.c.opaque_record,
-    users.c.opaque_record_key_id,
-    users.c.totp_secret,
-    users.c.totp_secret_key_id,
-    users.c.totp_last_step,
-    users.c.totp_failures,
-    users.c.totp_locked_until,
-    users.c.password_changed_at,
-    users.c.created_at,
-)
+from cypher.domain import SealedValue
 
 
 @dataclass(frozen=True)
@@ -44,35 +22,51 @@ class UserRecord:
     created_at: datetime
 
 
-# USER_COLUMNS for plain SQL (sql.py), in the same order.
-USER_COLUMNS_SQL = ", ".join(f"users.{column.name}" for column in USER_COLUMNS)
+@dataclass(frozen=True)
+class OpenRegistration:
+    """The server's half of an OPAQUE registration in flight (a new account or a password change)."""
+
+    server_secret: SealedValue
+    expires_at: datetime
 
 
-def user_record(row: Row) -> UserRecord:
-    """A UserRecord from a row selected with USER_COLUMNS (Core) or USER_COLUMNS_SQL."""
-    (
-        user_id,
-        username,
-        status,
-        opaque_record,
-        opaque_record_key_id,
-        totp_secret,
-        totp_secret_key_id,
-        totp_last_step,
-        totp_failures,
-        totp_locked_until,
-        password_changed_at,
-        created_at,
-    ) = row
-    return UserRecord(
-        id=user_id,
-        username=username,
-        status=status,
-        opaque_record=SealedValue(opaque_record_key_id, opaque_record),
-        totp_secret=None if totp_secret is None else SealedValue(totp_secret_key_id, totp_secret),
-        totp_last_step=totp_last_step,
-        totp_failures=totp_failures,
-        totp_locked_until=utc(totp_locked_until),
-        password_changed_at=utc(password_changed_at),
-        created_at=utc_required(created_at),
-    )
+@dataclass(frozen=True)
+class PassAuthUse:
+    """How often a pass-auth token has been tried at the second step, and whether it opened a session."""
+
+    attempts: int
+    spent: bool
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    user_id: int
+    username: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class RefreshableSession:
+    """A session as a refresh finds it, live or not: a spent token of a revoked session is still reuse."""
+
+    session: SessionRecord
+    revoked: bool
+    refresh_token_id: str | None  # the one refresh token that may move it on (None: none may)
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session row to create, naming its first refresh token."""
+
+    session_id: str
+    user_id: int
+    refresh_token_id: str
+    created_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
