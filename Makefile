@@ -53,8 +53,9 @@ serve: install
 test-tools:
 	@bash scripts/install-system-deps.sh --test-tools
 
+# With the local PostgreSQL and Redis when they answer (scripts/test-services.sh says which).
 test: install test-tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@. scripts/test-services.sh && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/login_cost.py
