@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from flask import Flask
@@ -27,7 +29,10 @@ def _echo_sessions(records: list[SessionRecord]) -> None:
     click.echo(f"{len(records)} live session(s)")
 
 
-def _admin_call(action):  # type: ignore[no-untyped-def]
+T = TypeVar("T")
+
+
+def _admin_call(action: Callable[[], T]) -> T:
     """Run an admin action; a refusal is a clear message and exit status 1, not a traceback."""
     try:
         return action()

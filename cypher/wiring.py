@@ -97,4 +97,5 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
 
 def services() -> Services:
     """The services of the application handling the current request."""
-    return current_app.extensions[EXTENSION_NAME]
+    found: Services = current_app.extensions[EXTENSION_NAME]
+    return found

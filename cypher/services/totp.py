@@ -115,7 +115,7 @@ def matching_step(secret: str, code: str, now: datetime) -> int | None:
 def qr_code_data_url(text: str) -> str:
     image = qrcode.make(text, border=2)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer)  # PNG, whichever image factory qrcode chose
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE = "cypher_write"  # the execution option that marks a write transaction
@@ -53,7 +53,8 @@ def _forget_connections_across_fork(engine: Engine) -> None:
         record.info["pid"] = os.getpid()
 
     @event.listens_for(engine, "checkout")
-    def _refuse_inherited(_dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+    def _refuse_inherited(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if record.info["pid"] != os.getpid():
-            record.dbapi_connection = proxy.dbapi_connection = None  # type: ignore[assignment]
+            # Dropped without closing it: the parent still uses it.
+            record.dbapi_connection = proxy.dbapi_connection = None
             raise exc.DisconnectionError("a connection of the parent process; the pool makes a new one")

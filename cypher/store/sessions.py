@@ -39,7 +39,7 @@ _REVOKE = _UPDATE_SESSION.where(sessions.c.revoked_at.is_(None)).values(revoked_
 _INSERT = insert(sessions)
 
 
-def _session_record(row: Row[Any]) -> SessionRecord:
+def _session_record(row: Row[*tuple[Any, ...]]) -> SessionRecord:
     return SessionRecord(
         id=row.id,
         user_id=row.user_id,

@@ -43,7 +43,7 @@ _SET_FAILURES = _UPDATE_USER.values(totp_failures=bindparam("failures"), totp_lo
 _INSERT_SPENT_LOGIN = insert(spent_logins)
 
 
-def user_record(row: Row[Any]) -> UserRecord:
+def user_record(row: Row[*tuple[Any, ...]]) -> UserRecord:
     return UserRecord(
         id=row.id,
         username=row.username,
