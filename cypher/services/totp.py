@@ -156,6 +156,7 @@ class TotpService:
         claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
         now = self._clock()
         codes = self._recovery.generate()
+        hashes = [self._recovery.hash(code) for code in codes]
         with self._store.transaction() as tx:
             user = self._enrolling_user(tx, claims)
             step = matching_step(self._secret(user), code, now)
@@ -163,7 +164,7 @@ class TotpService:
                 raise InvalidTotp()
             tx.users.set_status(user.id, STATUS_ACTIVE, now)
             tx.users.set_totp_last_step(user.id, step)
-            tx.recovery_codes.add(user.id, [self._recovery.hash(code) for code in codes], self._recovery.current_key_id)
+            tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
         return Activated(user.username, codes)
 
     def _enrolling_user(self, tx: Transaction, claims: TokenClaims) -> UserRecord:
@@ -248,9 +249,10 @@ class TotpService:
 
     def regenerate_recovery_codes(self, user: UserRecord) -> list[str]:
         codes = self._recovery.generate()
+        hashes = [self._recovery.hash(code) for code in codes]
         with self._store.transaction() as tx:
             tx.recovery_codes.delete_for(user.id)
-            tx.recovery_codes.add(user.id, [self._recovery.hash(code) for code in codes], self._recovery.current_key_id)
+            tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
         return codes
 
     # -- the policy both share ----------------------------------------------------------------
