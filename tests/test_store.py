@@ -162,7 +162,7 @@ def test_a_locked_row_makes_concurrent_writers_take_turns(store: Store) -> None:
         with store.transaction() as tx:
             user = tx.users.by_id(user_id, lock=True)
             assert user is not None
-            tx.users.set_totp_failures(user_id, user.totp_failures + 1, None)
+            tx.users.set_totp_state(user_id, None, user.totp_failures + 1, None)
 
     assert race(12, count_one_failure) == [None] * 12
     with store.transaction(readonly=True) as tx:

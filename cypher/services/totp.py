@@ -163,7 +163,7 @@ class TotpService:
             if step is None or not _unused(user, step):
                 raise InvalidTotp()
             tx.users.set_status(user.id, STATUS_ACTIVE, now)
-            tx.users.set_totp_last_step(user.id, step)
+            tx.users.set_totp_state(user.id, step, 0, None)
             tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
         return Activated(user.username, codes)
 
@@ -211,18 +211,19 @@ class TotpService:
         if user.password_changed_at and _newer_than(user.password_changed_at, claims.issued_at):
             return PassAuthExpired()  # the password it proved is no longer the password
         use = tx.pass_auth_uses.find(claims.token_id)
-        if use is None:
-            tx.pass_auth_uses.add(claims.token_id, user.id, claims.expires_at)
-        elif use.spent:
+        if use is not None and use.spent:
             return PassAuthExpired()  # it opened a session already
-        elif use.attempts >= MAX_ATTEMPTS_PER_PASS_AUTH:
+        if use is not None and use.attempts >= MAX_ATTEMPTS_PER_PASS_AUTH:
             return TooManyAttempts()
-        else:
-            tx.pass_auth_uses.set_attempts(claims.token_id, use.attempts + 1)
+        # Every attempt counts, right or wrong; a right one spends the token.
         refusal = self._judge(tx, user, code, recovery_code, now)
+        attempts, spent_at = (1 if use is None else use.attempts + 1), (None if refusal else now)
+        if use is None:
+            tx.pass_auth_uses.add(claims.token_id, user.id, claims.expires_at, attempts, spent_at)
+        else:
+            tx.pass_auth_uses.update(claims.token_id, attempts, spent_at)
         if refusal is not None:
             return refusal
-        tx.pass_auth_uses.spend(claims.token_id, now)
         tokens, session = self._sessions.prepare(user.id, user.username, client)
         tx.sessions.add(session)
         return tokens
@@ -264,21 +265,20 @@ class TotpService:
         wrong toward the lockout, which a right one clears. The refusal, or None."""
         if user.totp_locked_until is not None and user.totp_locked_until > now:
             return TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
+        step = None
         if recovery_code is not None:
             accepted = self._spend_recovery_code(tx, user, recovery_code, now)
         else:
             step = matching_step(self._secret(user), code or "", now)
             accepted = step is not None and _unused(user, step)
-            if step is not None and accepted:
-                tx.users.set_totp_last_step(user.id, step)
-        if not accepted:
-            failures = user.totp_failures + 1
-            locked_until = now + LOCKOUT_DURATION if failures >= LOCKOUT_FAILURES else user.totp_locked_until
-            tx.users.set_totp_failures(user.id, failures, locked_until)
-            return InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
-        if user.totp_failures or user.totp_locked_until:
-            tx.users.set_totp_failures(user.id, 0, None)
-        return None
+        if accepted:
+            if step is not None or user.totp_failures or user.totp_locked_until:
+                tx.users.set_totp_state(user.id, user.totp_last_step if step is None else step, 0, None)
+            return None
+        failures = user.totp_failures + 1
+        locked_until = now + LOCKOUT_DURATION if failures >= LOCKOUT_FAILURES else user.totp_locked_until
+        tx.users.set_totp_state(user.id, user.totp_last_step, failures, locked_until)
+        return InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
 
     def _spend_recovery_code(self, tx: Transaction, user: UserRecord, code: str, now: datetime) -> bool:
         # The code's hash under every listed key: whichever key stored it.

@@ -41,7 +41,7 @@ def _begin_sqlite(connection: Any) -> None:
     # A writer takes the write lock up front, so that concurrent writers queue on the busy timeout
     # instead of failing to upgrade a read lock. A read is one statement, consistent on its own.
     if connection.get_execution_options().get(WRITE, False):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def _forget_connections_across_fork(engine: Engine) -> None:

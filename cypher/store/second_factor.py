@@ -63,13 +63,15 @@ _SELECT_USE = select(pass_auth_uses.c.attempts, pass_auth_uses.c.spent_at).where
 )
 _INSERT_USE = insert(pass_auth_uses)
 # Bound parameters of an UPDATE may not take a column's name.
-_UPDATE_USE = update(pass_auth_uses).where(pass_auth_uses.c.token_id == bindparam("use_id"))
-_SET_ATTEMPTS = _UPDATE_USE.values(attempts=bindparam("new_attempts"))
-_SPEND_USE = _UPDATE_USE.values(spent_at=bindparam("now"))
+_UPDATE_USE = (
+    update(pass_auth_uses)
+    .where(pass_auth_uses.c.token_id == bindparam("use_id"))
+    .values(attempts=bindparam("new_attempts"), spent_at=bindparam("spent"))
+)
 
 
 class PassAuthUses:
-    """Each pass-auth token's attempts at the second step, and whether it opened a session."""
+    """Each pass-auth token's attempts at the second step, and when it opened a session."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -78,17 +80,20 @@ class PassAuthUses:
         row = self._connection.execute(_SELECT_USE, {"token_id": token_id}).first()
         return None if row is None else PassAuthUse(row.attempts, spent=row.spent_at is not None)
 
-    def add(self, token_id: str, user_id: int, expires_at: datetime) -> None:
-        """The token's first attempt."""
+    def add(self, token_id: str, user_id: int, expires_at: datetime, attempts: int, spent_at: datetime | None) -> None:
         self._connection.execute(
-            _INSERT_USE, {"token_id": token_id, "user_id": user_id, "attempts": 1, "expires_at": expires_at}
+            _INSERT_USE,
+            {
+                "token_id": token_id,
+                "user_id": user_id,
+                "attempts": attempts,
+                "spent_at": spent_at,
+                "expires_at": expires_at,
+            },
         )
 
-    def set_attempts(self, token_id: str, attempts: int) -> None:
-        self._connection.execute(_SET_ATTEMPTS, {"use_id": token_id, "new_attempts": attempts})
-
-    def spend(self, token_id: str, now: datetime) -> None:
-        self._connection.execute(_SPEND_USE, {"use_id": token_id, "now": now})
+    def update(self, token_id: str, attempts: int, spent_at: datetime | None) -> None:
+        self._connection.execute(_UPDATE_USE, {"use_id": token_id, "new_attempts": attempts, "spent": spent_at})
 
     def delete_expired(self, now: datetime) -> int:
         return self._connection.execute(delete(pass_auth_uses).where(pass_auth_uses.c.expires_at <= now)).rowcount

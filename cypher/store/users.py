@@ -37,9 +37,14 @@ _USER_COLUMNS = (
 )
 _SELECT_BY_NAME = select(*_USER_COLUMNS).where(users.c.username == bindparam("username"))
 _SELECT_BY_ID = select(*_USER_COLUMNS).where(users.c.id == bindparam("user_id"))
+_LOCK_BY_NAME = _SELECT_BY_NAME.with_for_update()
+_LOCK_BY_ID = _SELECT_BY_ID.with_for_update()
 _UPDATE_USER = update(users).where(users.c.id == bindparam("user_id"))
-_SET_LAST_STEP = _UPDATE_USER.values(totp_last_step=bindparam("step"))
-_SET_FAILURES = _UPDATE_USER.values(totp_failures=bindparam("failures"), totp_locked_until=bindparam("locked_until"))
+_SET_TOTP_STATE = _UPDATE_USER.values(
+    totp_last_step=bindparam("last_step"),
+    totp_failures=bindparam("failures"),
+    totp_locked_until=bindparam("locked_until"),
+)
 _INSERT_SPENT_LOGIN = insert(spent_logins)
 
 
@@ -64,12 +69,12 @@ class Users:
 
     def by_name(self, username: str, *, lock: bool = False) -> UserRecord | None:
         """The account, locked against concurrent writers until the transaction ends if `lock`."""
-        statement = _SELECT_BY_NAME.with_for_update() if lock else _SELECT_BY_NAME
+        statement = _LOCK_BY_NAME if lock else _SELECT_BY_NAME
         row = self._connection.execute(statement, {"username": username}).first()
         return None if row is None else user_record(row)
 
     def by_id(self, user_id: int | None, *, lock: bool = False) -> UserRecord | None:
-        statement = _SELECT_BY_ID.with_for_update() if lock else _SELECT_BY_ID
+        statement = _LOCK_BY_ID if lock else _SELECT_BY_ID
         row = self._connection.execute(statement, {"user_id": user_id}).first()
         return None if row is None else user_record(row)
 
@@ -122,13 +127,10 @@ class Users:
             updated_at=now,
         )
 
-    def set_totp_last_step(self, user_id: int, step: int) -> None:
-        self._connection.execute(_SET_LAST_STEP, {"user_id": user_id, "step": step})
-
-    def set_totp_failures(self, user_id: int, failures: int, locked_until: datetime | None) -> None:
-        self._connection.execute(
-            _SET_FAILURES, {"user_id": user_id, "failures": failures, "locked_until": locked_until}
-        )
+    def set_totp_state(self, user_id: int, last_step: int | None, failures: int, locked_until: datetime | None) -> None:
+        """The last step accepted, and the wrong codes in a row with the lockout they earned."""
+        state = {"user_id": user_id, "last_step": last_step, "failures": failures, "locked_until": locked_until}
+        self._connection.execute(_SET_TOTP_STATE, state)
 
     def delete(self, user_id: int) -> bool:
         """The account goes, and its sessions, codes and pass-auth records with it (ON DELETE CASCADE)."""
