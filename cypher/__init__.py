@@ -13,10 +13,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cypher.config import ConfigError, load_config, production_problems
 from cypher.forward_auth import ForwardAuth
-from cypher.http import register_error_handlers
+from cypher.http import install_http_conventions
 from cypher.keys import load_or_create_keyring, permissions_too_open
-from cypher.login_routes import LoginRoutes
-from cypher.observability import ObservedApp, install_observability
+from cypher.observability import RequestObserver, install_observability
 from cypher.ratelimit import install_rate_limits
 from cypher.security_headers import SecurityHeaders
 from cypher.services.clock import system_clock
@@ -32,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(Path(app.instance_path)))
     if config:
         app.config.update(config)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    install_http_conventions(app)
     # The instance folder holds the keys and the SQLite database: owner only.
     Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -50,28 +49,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_NAME] = services
 
     register_static_types()
-    register_error_handlers(app)
     from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
 
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
-    limits = install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
+    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
     metrics = install_observability(app)
     if app.config["ALLOWED_ORIGINS"]:
-        # Only the listed origins, with credentials; nothing at all when the list is empty, nor
-        # to a request without an Origin, which asks for no CORS (login_routes.py relies on it).
+        # Only the listed origins, with credentials; nothing at all when the list is empty, nor to
+        # a request without an Origin (always_send would list the allowed origins to anyone).
         CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True, always_send=False)
 
     # The WSGI layers, outermost first: request ids, metrics and logs; security headers; the
-    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies;
-    # the login's three POSTs, answered without Flask's request context.
-    wsgi_app = LoginRoutes(app, app.wsgi_app, limits)
+    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies.
+    wsgi_app = app.wsgi_app
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         wsgi_app = ProxyFix(wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-    wsgi_app = ForwardAuth(wsgi_app, services.sessions)
+    wsgi_app = ForwardAuth(wsgi_app, services.sessions, app.json)
     wsgi_app = SecurityHeaders(wsgi_app, production=app.config["CYPHER_ENV"] == "production")
-    app.wsgi_app = ObservedApp(wsgi_app, metrics)  # type: ignore[method-assign]
+    app.wsgi_app = RequestObserver(wsgi_app, metrics)  # type: ignore[method-assign]
 
     from cypher.cli import register_commands
 

@@ -97,8 +97,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # Per client address, on each OPAQUE, TOTP, session and account endpoint.
         "RATELIMIT_AUTH": env.get("CYPHER_RATELIMIT_AUTH") or "30 per minute",
         "RATELIMIT_KEY_PREFIX": env.get("CYPHER_RATELIMIT_KEY_PREFIX") or "cypher",
-        # Origins (scheme://host[:port]) other than Cypher's own that may call it with cookies:
-        # CORS answers them, and cookie-authenticated state changes accept their Origin header.
+        # The origins (scheme://host[:port]) that may call Cypher with cookies, its own public one
+        # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
+        # request arrives with is not the browser's). CORS answers them; the Origin check too.
         "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),
     }
 

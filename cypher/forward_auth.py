@@ -15,11 +15,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from flask.json.provider import JSONProvider
 from werkzeug.http import parse_cookie
 
-from cypher.blueprints.authn import ACCESS_COOKIE, bearer_from
-from cypher.http import WsgiApp, error_json
+from cypher.http import WsgiApp
 from cypher.observability import ENDPOINT_KEY
+from cypher.request_auth import ACCESS_COOKIE, bearer_from
 from cypher.services.errors import InvalidToken
 from cypher.services.sessions import SessionService
 
@@ -35,9 +36,10 @@ Answer = tuple[str, list[tuple[str, str]], bytes]
 class ForwardAuth:
     """WSGI middleware answering GET and HEAD /auth/verify; everything else goes to `wsgi_app`."""
 
-    def __init__(self, wsgi_app: WsgiApp, sessions: SessionService) -> None:
+    def __init__(self, wsgi_app: WsgiApp, sessions: SessionService, json: JSONProvider) -> None:
         self._wsgi_app = wsgi_app
         self._sessions = sessions
+        self._json = json  # the application's, so error bodies are written as every other
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
@@ -47,7 +49,7 @@ class ForwardAuth:
         if method in METHODS:
             status, headers, body = self._verify(environ)
         else:
-            status, headers, body = _error("405 METHOD NOT ALLOWED", "method_not_allowed", "Use GET or HEAD.")
+            status, headers, body = self._error("405 METHOD NOT ALLOWED", "method_not_allowed", "Use GET or HEAD.")
             headers.append(("Allow", ", ".join(METHODS)))
         start_response(status, headers)
         return [b"" if method == "HEAD" else body]
@@ -61,11 +63,11 @@ class ForwardAuth:
                 raise InvalidToken("Log in first.")
             principal = self._sessions.verify(token)
         except InvalidToken as error:
-            return _error("401 UNAUTHORIZED", error.code, error.message)
+            return self._error("401 UNAUTHORIZED", error.code, error.message)
         except Exception:
             # Logged with its traceback for the operator, as Flask's handler does; nginx sees a 500.
             log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), PATH)
-            return _error("500 INTERNAL SERVER ERROR", "internal_error", "Internal server error.")
+            return self._error("500 INTERNAL SERVER ERROR", "internal_error", "Internal server error.")
         headers = [
             ("X-Cypher-User", principal.username),
             ("X-Cypher-Session", principal.session_id),
@@ -74,12 +76,11 @@ class ForwardAuth:
         ]
         return "200 OK", headers, b""
 
-
-def _error(status: str, code: str, message: str) -> Answer:
-    body = error_json(code, message)
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-    ]
-    return status, headers, body
+    def _error(self, status: str, code: str, message: str) -> Answer:
+        body = (self._json.dumps({"error": message, "code": code}) + "\n").encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        return status, headers, body

@@ -1,16 +1,20 @@
-"""The HTTP conventions of API.md: JSON bodies, base64url fields, and the one error shape."""
+"""The HTTP conventions of API.md, on Flask's extension points: JSON bodies in and out, base64url
+fields, and the one error shape."""
 
 from __future__ import annotations
 
 import binascii
-import io
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any, Literal, NoReturn, cast, overload
 
-from flask import Flask, Request, Response, current_app, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, TooManyRequests
+from flask import Flask, Request, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from flask.sansio.app import App
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge, TooManyRequests
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import get_input_stream
 
 from cypher import base64url
 from cypher.services.errors import CypherError, InvalidMessage, InvalidRequest
@@ -19,114 +23,101 @@ log = logging.getLogger(__name__)
 
 # A WSGI application, for the middleware at the edge (PEP 3333).
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A request or response body: a JSON object, its values whatever JSON holds.
+JsonObject = dict[str, object]
 
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_request": 400,
-    "invalid_username": 400,
-    "invalid_message": 400,
-    "invalid_credentials": 401,
-    "invalid_token": 401,
-    "token_reused": 401,
-    "invalid_totp": 401,
-    "pass_auth_expired": 401,
-    "account_pending": 403,
-    "account_disabled": 403,
-    "origin_rejected": 403,
-    "not_found": 404,
-    "username_taken": 409,
-    "password_change_in_progress": 409,
-    "too_many_attempts": 429,
-    "registration_expired": 410,
-    "login_expired": 410,
+# The API's code for each HTTP error werkzeug or Flask raises (routing, body size, rate limits).
+HTTP_ERROR_CODES: dict[int, str] = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
-# Bodies exactly as jsonify writes them outside debug mode (compact, ASCII, keys in the order
-# given, one newline), from one encoder made once: jsonify builds an encoder and parses its
-# mimetype on every call, which cost a login about 30 us of its three responses (docs/performance.md).
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+def _not_json(value: object) -> NoReturn:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def json_bytes(body: Mapping[str, Any]) -> bytes:
-    """A JSON object as the API's response body."""
-    return _JSON_ENCODER.encode(body).encode("ascii") + b"\n"
+class ApiJSONProvider(DefaultJSONProvider):
+    """JSON as the API writes and reads it.
+
+    Bodies are compact ASCII with the keys in the order the view gave them and one newline, in debug
+    mode too, so a client sees the same bytes from `flask run --debug` as from gunicorn. A value JSON
+    has no type for (a datetime, say) is a TypeError: views format their own timestamps.
+    """
+
+    sort_keys = False
+    compact = True
+    default = staticmethod(_not_json)
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app)
+        # One encoder for every body; json.dumps would build one per call for these options.
+        self._encoder = json.JSONEncoder(ensure_ascii=True, sort_keys=False, separators=(",", ":"))
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(obj, **kwargs) if kwargs else self._encoder.encode(obj)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:  # absurdly nested arrays: as malformed as any other bad JSON
+            raise ValueError("The JSON is nested too deeply.") from None
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        body = self._encoder.encode(self._prepare_response_obj(args, kwargs))
+        # The provider knows the app as Flask's base App, whose response class werkzeug's typing names.
+        return cast(Response, self._app.response_class(body + "\n", mimetype=self.mimetype))
 
 
-def json_response(body: Mapping[str, Any], status: int = 200) -> Response:
-    """A JSON object as the API's response. Values are JSON's own types: a datetime is a TypeError."""
-    return Response(json_bytes(body), status=status, content_type="application/json")
+class ApiRequest(Request):
+    """Flask's request, holding every body to MAX_CONTENT_LENGTH however it arrives, and refusing
+    a body that is not JSON with the API's own error."""
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        # Without a Content-Length (a chunked body) werkzeug stops reading at the limit and hands
+        # over what it read, cut short; one byte more tells a body over the limit from one at it.
+        limit = self.max_content_length
+        return get_input_stream(self.environ, max_content_length=None if limit is None else limit + 1)
+
+    @overload
+    def get_data(self, cache: bool = ..., as_text: Literal[False] = ..., parse_form_data: bool = ...) -> bytes: ...
+
+    @overload
+    def get_data(self, cache: bool = ..., as_text: Literal[True] = ..., parse_form_data: bool = ...) -> str: ...
+
+    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> bytes | str:
+        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+        limit = self.max_content_length
+        if limit is not None and len(data) > limit:
+            raise RequestEntityTooLarge()
+        return data.decode(errors="replace") if as_text else data
+
+    def on_json_loading_failed(self, e: ValueError | None) -> NoReturn:
+        if e is None:  # not a JSON media type: 400 as for any malformed body, not werkzeug's 415
+            raise InvalidRequest("Send a JSON object with Content-Type: application/json.")
+        raise InvalidRequest("The body is not valid JSON.")
 
 
-def error_json(code: str, message: str) -> bytes:
-    """The API's error shape as a body."""
-    return json_bytes({"error": message, "code": code})
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    return json_response({"error": message, "code": code}, status)
-
-
-def json_body(req: Request) -> dict[str, Any]:
+def json_body() -> JsonObject:
     """The request body as a JSON object, or InvalidRequest."""
-    if not is_json_media_type(req.environ.get("CONTENT_TYPE", "")):
-        raise InvalidRequest("Send a JSON object with Content-Type: application/json.")
-    raw = _request_body(req)
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
-        raise InvalidRequest("The body is not valid JSON.") from None
+    body = request.get_json()
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.")
     return body
 
 
-def is_json_media_type(content_type: str) -> bool:
-    """What werkzeug's Request.is_json says of this Content-Type: application/json or +json.
-
-    Read from the environ (PEP 3333's CONTENT_TYPE) rather than through the request's headers
-    and its full option parser, which cost about 3 us of every JSON request; the media type is
-    all before the first ";" in any case (RFC 9110 section 8.3.1).
-    """
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+def optional_json_body() -> JsonObject:
+    """Like json_body, for endpoints whose every field may instead come from a header or cookie:
+    no body at all is an empty object."""
+    return json_body() if request.get_data() else {}
 
 
-def _request_body(req: Request) -> bytes:
-    """The request body. One with a plain decimal Content-Length within MAX_CONTENT_LENGTH is
-    read straight from the server's stream, exactly that many bytes as PEP 3333 allows; anything
-    else (chunked, no length, too long, a malformed length) goes through werkzeug, which answers
-    413 or reads a chunked body within the limit. werkzeug's stream wrapper and its header
-    parsing cost about 25 us of every JSON request (docs/performance.md)."""
-    environ = req.environ
-    declared = environ.get("CONTENT_LENGTH", "")
-    plain = "HTTP_TRANSFER_ENCODING" not in environ and declared.isascii() and declared.isdigit()
-    if not plain or int(declared) > current_app.config["MAX_CONTENT_LENGTH"]:
-        return req.get_data(cache=True)  # 413 from MAX_CONTENT_LENGTH happens here
-    length = int(declared)
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        while received < length:  # a server may hand the body over in parts
-            chunk = environ["wsgi.input"].read(length - received)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            received += len(chunk)
-    except OSError:  # the client went away mid-body
-        raise InvalidRequest("The body ended before its Content-Length.") from None
-    if received != length:  # the client stopped early; werkzeug would refuse it too
-        raise InvalidRequest("The body ended before its Content-Length.")
-    body = b"".join(chunks)
-    environ["wsgi.input"] = io.BytesIO(body)  # read again, by werkzeug or anyone, it is all there
-    return body
-
-
-def optional_json_body(req: Request) -> dict[str, Any]:
-    """Like json_body, for endpoints whose every field may instead come from a header or cookie."""
-    return json_body(req) if req.content_length else {}
-
-
-def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
+def string_field(body: JsonObject, name: str, max_length: int) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{name} is required and must be a string.")
@@ -137,13 +128,13 @@ def string_field(body: dict[str, Any], name: str, max_length: int) -> str:
     return value
 
 
-def optional_string_field(body: dict[str, Any], name: str, max_length: int) -> str | None:
+def optional_string_field(body: JsonObject, name: str, max_length: int) -> str | None:
     if body.get(name) is None:
         return None
     return string_field(body, name, max_length)
 
 
-def base64url_field(body: dict[str, Any], name: str, decoded_length: int) -> bytes:
+def base64url_field(body: JsonObject, name: str, decoded_length: int) -> bytes:
     """A field holding exactly decoded_length bytes as unpadded base64url; else InvalidMessage."""
     value = body.get(name)
     if not isinstance(value, str):
@@ -165,44 +156,42 @@ def _base64url_length(byte_count: int) -> int:
     return full * 4 + (rest + 1 if rest else 0)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Every error Flask's dispatch meets is answered by error_response_for, as the login routes' are
-    (Flask finds a handler along the exception's classes, and every one is an Exception)."""
-    app.register_error_handler(Exception, lambda error: error_response_for(error, request))
+def error_response(status: int, code: str, message: str) -> Response:
+    """The API's error shape."""
+    response = jsonify({"error": message, "code": code})
+    response.status_code = status
+    return response
 
 
-def error_response_for(error: Exception, req: Request) -> Response:
-    """The API's answer to an exception raised while answering `req`.
-
-    Call it from an except block: an unexpected error is logged with its traceback for the
-    operator, and the client learns nothing about it.
-    """
-    if isinstance(error, CypherError):
-        return error_response(STATUS_BY_CODE.get(error.code, 400), error.code, error.message)
-    if isinstance(error, HTTPException):
-        return _http_error_response(error)
-    log.exception("unhandled error on %s %s", req.method, req.path)
-    return error_response(500, "internal_error", "Internal server error.")
+def install_http_conventions(app: Flask) -> None:
+    """The API's JSON, request bodies and error answers, on `app`."""
+    app.json = ApiJSONProvider(app)
+    app.request_class = ApiRequest
+    app.register_error_handler(CypherError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
 
 
-def _http_error_response(error: HTTPException) -> Response:
+def _domain_error(error: CypherError) -> Response:
+    return error_response(error.status, error.code, error.message)
+
+
+def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    code = {
-        400: "invalid_request",
-        404: "not_found",
-        405: "method_not_allowed",
-        413: "body_too_large",
-        415: "unsupported_media_type",
-        429: "rate_limited",
-    }.get(status, "http_error")
     message = error.description or error.name
     if status == 413:
         message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
     if status == 429:
         message = "Too many requests from this address. Try again later (see Retry-After)."
-    response = error_response(status, code, message)
+    response = error_response(status, HTTP_ERROR_CODES.get(status, "http_error"), message)
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
     if isinstance(error, TooManyRequests) and error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)  # whole seconds (ratelimit.py)
     return response
+
+
+def _unexpected_error(error: Exception) -> Response:
+    # The operator's log keeps the cause with its traceback; the client learns nothing of it.
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
+    return error_response(500, "internal_error", "Internal server error.")

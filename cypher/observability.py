@@ -109,19 +109,18 @@ class Metrics:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             return generate_latest(self.registry)
         registry = CollectorRegistry()  # every gunicorn worker's counters, summed
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
         registry.register(self.sessions)
         return generate_latest(registry)
 
 
-class ObservedApp:
+class RequestObserver:
     """WSGI middleware around everything: a request id on every response, its latency in the
     metrics, and one log line (when INFO is on).
 
-    At the WSGI edge rather than in Flask's hooks, so that responses answered before Flask (the
-    nginx gateway, forward_auth.py) are observed alike, and because Flask's hooks and request
-    proxies cost more than the work itself. The endpoint's name is left in the environ by
-    whichever layer answered (ENDPOINT_KEY).
+    At the WSGI edge rather than in Flask's hooks, so that the responses answered before Flask (the
+    nginx gateway, forward_auth.py) are observed like all others. Whichever layer answered leaves
+    the endpoint's name in the environ (ENDPOINT_KEY).
     """
 
     def __init__(self, wsgi_app: WsgiApp, metrics: Metrics) -> None:
@@ -163,7 +162,7 @@ class ObservedApp:
 
 def install_observability(app: Flask) -> Metrics:
     """Log format, the /metrics endpoint and endpoint names. The caller wraps the WSGI app in
-    ObservedApp with the metrics returned (create_app)."""
+    RequestObserver with the metrics returned (create_app)."""
     if app.config["LOG_FORMAT"] == "json":
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLinesFormatter())

@@ -6,12 +6,9 @@ moving window per client address and endpoint. Counters live in `CYPHER_RATELIMI
 reached through one holds on all. A request past a limit is answered `429 rate_limited` with
 `Retry-After` (cypher/http.py), before its view runs.
 
-Why `limits` itself rather than Flask-Limiter, its Flask extension (which DESIGN.md named and
-Cypher used until the login's cost was measured with limits on, docs/performance.md):
-Flask-Limiter resolves, re-parses and rebuilds every limit on every request, about 120 us a
-request on the development VM around a `limits` hit of 6 us; with its headers on it asked the
-storage again for every response, a second Redis round trip per request. Cypher needs one limit
-per address and endpoint, which is one `hit` per limit. The keys are the ones Flask-Limiter
+`limits` itself rather than Flask-Limiter, its Flask extension: Flask-Limiter resolves, parses and
+builds every limit again on every request, and with its headers on asks the storage a second time
+for every response, where Cypher needs one `hit` per limit. The keys are the ones Flask-Limiter
 wrote (`LIMITER/<prefix>/<address>/<endpoint>/<amount>/<multiples>/<period>`, under the Redis
 storage's `LIMITS:`), so counters in Redis carry over.
 """
@@ -44,11 +41,10 @@ class MovingWindow(Protocol):
 class InProcessMovingWindow:
     """The moving window of `limits`, in this process's memory, for `memory://`.
 
-    limits' own MemoryStorage expires entries from a timer thread that it starts again 10 ms
-    after the last one ended, so nearly every request to a quiet server started a thread (about
-    75 us of a login's three requests here, with the thread contending for the GIL). Here a
-    key's old entries go when the key is next hit, and every SWEEP_EVERY hits drop the keys that
-    went quiet, so addresses that came once do not stay.
+    limits' own MemoryStorage expires entries from a timer thread that it starts again shortly
+    after the last one ended, so nearly every request to a quiet server would start a thread.
+    Here a key's old entries go when the key is next hit, and every SWEEP_EVERY hits drop the
+    keys that went quiet, so addresses that came once do not stay.
     """
 
     SWEEP_EVERY = 1024
@@ -120,20 +116,18 @@ class AddressLimits:
             raise TooManyRequests(retry_after=retry_after)
 
 
-def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> AddressLimits | None:
-    """Check the limits before every request to `blueprints` (their own before-request scope,
-    so no other request pays for it); None when CYPHER_RATELIMIT_ENABLED is off."""
+def install_rate_limits(app: Flask, blueprints: list[Blueprint]) -> None:
+    """Check the limits before every request to `blueprints`, unless CYPHER_RATELIMIT_ENABLED is off."""
     if not app.config["RATELIMIT_ENABLED"]:
-        return None
+        return
     limits = AddressLimits(
         app.config["RATELIMIT_STORAGE"], app.config["RATELIMIT_AUTH"], app.config["RATELIMIT_KEY_PREFIX"]
     )
+    limited = frozenset(blueprint.name for blueprint in blueprints)
 
+    @app.before_request
     def check_rate_limits() -> None:
-        # remote_addr is the client's own behind a trusted proxy (ProxyFix, TRUSTED_PROXIES), and
-        # the connecting address otherwise.
-        limits.check(request.remote_addr or "", request.endpoint or "")
-
-    for blueprint in blueprints:
-        app.before_request_funcs.setdefault(blueprint.name, []).append(check_rate_limits)
-    return limits
+        if request.blueprint in limited:
+            # remote_addr is the client's own behind a trusted proxy (ProxyFix, TRUSTED_PROXIES),
+            # and the connecting address otherwise.
+            limits.check(request.remote_addr or "", request.endpoint or "")

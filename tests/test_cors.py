@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from cypher.services.clock import ManualClock
 from tests.auth_actions import AuthActions
 from tests.conftest import PARTNER
 from tests.test_opaque_api import _error
+
+OWN_ORIGIN = "http://localhost"  # the test client's host
 
 
 def _preflight(client: FlaskClient, origin: str) -> dict[str, str]:
@@ -58,3 +61,17 @@ def test_allowed_origins_are_exact_origins(tmp_path: Path, raw: str, complaint: 
         load_config(tmp_path, {"CYPHER_ALLOWED_ORIGINS": f"https://ok.example.com, {raw}"})
     listed = load_config(tmp_path, {"CYPHER_ALLOWED_ORIGINS": "https://app.example.com/, http://localhost:5000"})
     assert listed["ALLOWED_ORIGINS"] == ["https://app.example.com", "http://localhost:5000"]
+
+
+@pytest.mark.parametrize("origin", [PARTNER, OWN_ORIGIN])
+def test_the_login_gets_cors_for_listed_origins(make_app: Callable[..., Flask], origin: str) -> None:
+    """The login's POSTs answer CORS like every endpoint, Cypher's own origin included when it is
+    listed (production lists it)."""
+    app = make_app(ALLOWED_ORIGINS=[OWN_ORIGIN, PARTNER])
+    response = app.test_client().post(
+        "/login/init", json={"username": "alice", "startLoginRequest": "x"}, headers={"Origin": origin}
+    )
+    _error(response, 400, "invalid_message")
+    assert response.headers["Access-Control-Allow-Origin"] == origin
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Origin" in response.headers["Vary"]

@@ -16,7 +16,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from cypher import create_app
-from cypher.http import is_json_media_type, json_body, json_response
+from cypher.http import json_body
+from cypher.services import errors
+from cypher.services.errors import CypherError
 from cypher.wiring import Services
 from tests.test_opaque_api import _error, row_counts
 
@@ -55,14 +57,14 @@ def test_a_body_over_the_limit_gets_413(client: FlaskClient, services: Services,
 
 
 def test_a_body_read_once_can_be_read_again(app: Flask, client: FlaskClient) -> None:
-    """json_body reads the server's stream itself; whatever reads the body later still gets it."""
+    """Whatever reads the body after json_body still gets all of it."""
 
     def echo() -> bytes:
-        json_body(request)
+        json_body()
         return request.get_data()
 
     app.add_url_rule("/echo", view_func=echo, methods=["POST"])
-    assert client.post("/echo", json={"a": 1}).data == b'{"a": 1}'
+    assert client.post("/echo", data=b'{"a": 1}', content_type="application/json").data == b'{"a": 1}'
 
 
 def test_a_body_shorter_than_its_content_length_gets_400(client: FlaskClient, services: Services) -> None:
@@ -96,23 +98,38 @@ def test_a_client_that_resets_mid_body_gets_400(app: Flask, services: Services) 
     assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
 
 
-@pytest.mark.parametrize(("size", "status"), [(100, 400), (80 * 1024, 413)])
-def test_a_body_without_content_length_is_read_within_the_limit(
-    client: FlaskClient, services: Services, size: int, status: int
+LIMIT = 64 * 1024
+
+
+def _padded(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes that reaches the field checks of /login/init."""
+    body = b'{"username": "alice", "startLoginRequest": "x"}'
+    return body + b" " * (size - len(body))
+
+
+@pytest.mark.parametrize(("size", "status"), [(100, 400), (LIMIT, 400), (LIMIT + 1, 413), (80 * 1024, 413)])
+def test_a_body_without_content_length_is_held_to_the_limit(
+    app: Flask, services: Services, size: int, status: int
 ) -> None:
-    """Chunked requests, as gunicorn passes them (no Content-Length, wsgi.input_terminated): read
-    up to the limit; the small one reaches the field checks (400 invalid_message), the large one
-    is 413."""
-    body = json.dumps({"username": "alice", "startLoginRequest": "x" * size}).encode()
+    """Chunked requests, as servers pass them (no Content-Length, wsgi.input_terminated): one within
+    the limit reaches the field checks (400 invalid_message), one a byte over it is 413, never cut
+    at the limit and read."""
     environ = EnvironBuilder(
-        path="/login/init", method="POST", input_stream=io.BytesIO(body), content_type="application/json"
+        path="/login/init", method="POST", input_stream=io.BytesIO(_padded(size)), content_type="application/json"
     ).get_environ()
     del environ["CONTENT_LENGTH"]  # EnvironBuilder writes "0" for a stream it cannot measure
     environ["wsgi.input_terminated"] = True
-    response = client.open(environ)
-    assert response.status_code == status, response.get_json()
-    assert response.get_json()["code"] == ("invalid_message" if status == 400 else "body_too_large")
+    body, status_line, _headers = run_wsgi_app(app, environ, buffered=True)  # not the test client: it adds a length
+    assert int(status_line[:3]) == status
+    assert json.loads(b"".join(body))["code"] == ("invalid_message" if status == 400 else "body_too_large")
     assert row_counts(services) == {"users": 0, "registration_states": 0, "spent_logins": 0}
+
+
+@pytest.mark.parametrize(("size", "status"), [(LIMIT, 400), (LIMIT + 1, 413)])
+def test_a_body_with_content_length_is_held_to_the_limit(client: FlaskClient, size: int, status: int) -> None:
+    response = client.post("/login/init", data=_padded(size), content_type="application/json")
+    assert response.status_code == status
+    assert response.get_json()["code"] == ("invalid_message" if status == 400 else "body_too_large")
 
 
 @pytest.mark.parametrize("path", OPAQUE_POSTS)
@@ -140,6 +157,8 @@ def test_an_unexpected_error_is_a_bare_500(app: Flask, client: FlaskClient, capl
     assert b"secret detail" not in response.data and b"Traceback" not in response.data
     assert response.headers["X-Content-Type-Options"] == "nosniff" and len(response.headers["X-Request-ID"]) == 16
     assert "secret detail" in caplog.text  # the operator's log keeps the cause
+    logged = [record for record in caplog.records if record.getMessage() == "unhandled error on GET /explode"]
+    assert len(logged) == 1 and logged[0].exc_info is not None  # with its traceback
 
 
 def test_healthz(client: FlaskClient) -> None:
@@ -185,52 +204,59 @@ def test_a_malformed_session_id_is_not_found(client: FlaskClient, actions, user)
         {"z": 1, "a": 2},  # the order given, not sorted
     ],
 )
-def test_json_response_writes_what_jsonify_writes(app: Flask, body: dict[str, object]) -> None:
-    """The API's bodies did not change when the blueprints left jsonify: same bytes, same type."""
+@pytest.mark.parametrize("debug", [False, True])
+def test_bodies_are_compact_ascii_in_the_order_given(app: Flask, body: dict[str, object], debug: bool) -> None:
+    """The bytes clients have always had: no spaces, non-ASCII escaped, keys unsorted, one newline;
+    the same under `flask run --debug`."""
+    app.debug = debug
     with app.test_request_context():
-        expected = jsonify(body)
-        response = json_response(body, 201)
-    assert response.get_data() == expected.get_data()
-    assert response.content_type == expected.content_type == "application/json"
-    assert response.status_code == 201
+        response = jsonify(body)
+    assert response.get_data() == json.dumps(body, separators=(",", ":")).encode("ascii") + b"\n"
+    assert response.content_type == "application/json"
     assert json.loads(response.get_data()) == body
 
 
-def test_json_response_refuses_what_json_cannot_hold(app: Flask) -> None:
+def test_a_view_returning_a_dict_gets_the_same_bytes(app: Flask, client: FlaskClient) -> None:
+    body = {"z": 1, "a": "\u00e9"}
+    app.add_url_rule("/dict", view_func=lambda: (body, 201))
+    response = client.get("/dict")
+    assert (response.status_code, response.data) == (201, b'{"z":1,"a":"\\u00e9"}\n')
+
+
+def test_json_refuses_what_json_cannot_hold(app: Flask) -> None:
     """A datetime is a programming error here (views format their own timestamps), not an HTTP date."""
-    with pytest.raises(TypeError):
-        json_response({"at": datetime.now(UTC)})
+    with app.test_request_context(), pytest.raises(TypeError):
+        jsonify({"at": datetime.now(UTC)})
 
 
 @pytest.mark.parametrize(
-    "content_type",
+    ("content_type", "is_json"),
     [
-        "application/json",
-        "Application/JSON; charset=utf-8",
-        ' application/json ;charset="utf-8"',
-        "application/problem+json",
-        "application/vnd.api+json; version=2",
-        "application/jsonx",
-        "text/json",
-        "text/plain+json",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=json",
-        "json",
-        "",
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        (' application/json ;charset="utf-8"', True),
+        ("application/problem+json", True),
+        ("application/vnd.api+json; version=2", True),
+        ("application/jsonx", False),
+        ("text/json", False),
+        ("text/plain+json", False),
+        ("application/x-www-form-urlencoded", False),
+        ("multipart/form-data; boundary=json", False),
+        ("json", False),
+        ("", False),
     ],
 )
-def test_json_media_types_are_what_werkzeug_calls_json(content_type: str) -> None:
-    """The Content-Type check read from the environ agrees with werkzeug's Request.is_json."""
-    werkzeug_request = EnvironBuilder(headers={"Content-Type": content_type}).get_request()
-    assert is_json_media_type(content_type) is werkzeug_request.is_json
+def test_only_json_media_types_are_read_as_json(client: FlaskClient, content_type: str, is_json: bool) -> None:
+    """application/json and application/*+json, whatever their case and parameters, reach the
+    field checks (invalid_message); any other type is refused before (invalid_request)."""
+    body = b'{"username": "alice", "startLoginRequest": "x"}'
+    response = client.post("/login/init", data=body, headers={"Content-Type": content_type})
+    _error(response, 400, "invalid_message" if is_json else "invalid_request")
 
 
 @pytest.mark.parametrize("declared", ["+12", " 12", "1_2", "12.0", "\u0661\u0662", "-1", ""])
-def test_a_content_length_that_is_not_plain_digits_goes_through_werkzeug(
-    app: Flask, services: Services, declared: str
-) -> None:
-    """No such length is trusted for reading the stream: werkzeug reads it as 0 or none, and the
-    request is a 400 with the error shape (not a hang, not a 500), storing nothing."""
+def test_a_content_length_that_is_not_plain_digits_is_a_400(app: Flask, services: Services, declared: str) -> None:
+    """Not a hang and not a 500: a 400 with the error shape, storing nothing."""
     before = row_counts(services)
     data = b'{"username": "alice", "registrationRequest": "AAAA"}'
     environ = EnvironBuilder(path="/register/init", method="POST", data=data, content_type="application/json")
@@ -240,3 +266,31 @@ def test_a_content_length_that_is_not_plain_digits_goes_through_werkzeug(
     assert status.startswith("400 ")
     assert json.loads(b"".join(body))["code"] in {"invalid_request", "invalid_message"}
     assert row_counts(services) == before
+
+
+def test_each_domain_error_is_answered_with_its_own_status(app: Flask, client: FlaskClient) -> None:
+    raised = [value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, CypherError)]
+    assert len(raised) > 10
+
+    def fail(name: str) -> str:
+        raise getattr(errors, name)()
+
+    app.add_url_rule("/raise/<name>", view_func=fail)
+    for error_class in raised:
+        response = client.get(f"/raise/{error_class.__name__}")
+        assert response.status_code == error_class.status
+        assert response.get_json() == {"error": error_class.message, "code": error_class.code}
+    assert {errors.InvalidToken.status, errors.NotFound.status, errors.TooManyAttempts.status} == {401, 404, 429}
+
+
+def test_a_new_error_code_must_say_its_status() -> None:
+    """Else it would inherit its parent's status (400 from CypherError) without anyone deciding so."""
+    with pytest.raises(TypeError, match="needs its own status"):
+
+        class Teapot(CypherError):
+            code = "teapot"
+
+    class Expired(errors.InvalidToken):  # the parent's code, so the parent's status
+        message = "Gone."
+
+    assert Expired.status == 401

@@ -3,9 +3,9 @@
 The document must be OpenAPI 3.1, list exactly the (path, method) pairs the app answers (Flask's
 routes and the gateway answered before them), resolve every `$ref`, and give each error response
 only `code` values the server really uses, under the status the server sends them with. The
-server's codes are read from the code itself: `cypher.http.STATUS_BY_CODE` (the domain errors),
-the HTTPException mapping in cypher/http.py, and the literal codes passed to `error_response(`
-anywhere in cypher/.
+server's codes are read from the code itself: the error classes of cypher/services/errors.py with
+their statuses, `cypher.http.HTTP_ERROR_CODES` (werkzeug's errors), and the literal codes passed
+to `error_response(` anywhere in cypher/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import yaml
 from flask import Flask
 
 from cypher import forward_auth
-from cypher.http import STATUS_BY_CODE
+from cypher.http import HTTP_ERROR_CODES
+from cypher.services import errors
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
@@ -31,7 +32,6 @@ OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "
 IGNORED_FLASK_METHODS = {"HEAD", "OPTIONS"}  # Flask adds these to every route by itself
 FLASK_PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")  # <id> or <int:id>
 LITERAL_ERROR_RESPONSE = re.compile(r'error_response\(\s*(\d{3})\s*,\s*"([a-z_]+)"')
-HTTP_EXCEPTION_MAPPING = re.compile(r'^\s*(\d{3}):\s*"([a-z_]+)",?\s*$', re.MULTILINE)
 
 Operation = tuple[str, str]  # (OpenAPI path, lower-case method)
 
@@ -65,15 +65,24 @@ def routed_operations(app: Flask) -> set[Operation]:
 
 def server_statuses_by_code() -> dict[str, set[int]]:
     """Every error code the server can send, with the statuses it sends it under."""
-    statuses: dict[str, set[int]] = {code: {status} for code, status in STATUS_BY_CODE.items()}
-    http_source = (SOURCE_DIR / "http.py").read_text(encoding="utf-8")
-    pairs = HTTP_EXCEPTION_MAPPING.findall(http_source)
-    assert pairs, "no HTTPException mapping found in cypher/http.py; update this test's regex"
+    pairs = [(error.status, error.code) for error in error_classes()]
+    pairs += [(status, code) for status, code in HTTP_ERROR_CODES.items()]
     for source_file in sorted(SOURCE_DIR.rglob("*.py")):
-        pairs += LITERAL_ERROR_RESPONSE.findall(source_file.read_text(encoding="utf-8"))
+        pairs += [
+            (int(status), code)
+            for status, code in LITERAL_ERROR_RESPONSE.findall(source_file.read_text(encoding="utf-8"))
+        ]
+    statuses: dict[str, set[int]] = {}
     for status, code in pairs:
-        statuses.setdefault(code, set()).add(int(status))
+        statuses.setdefault(code, set()).add(status)
     return statuses
+
+
+def error_classes() -> list[type[errors.CypherError]]:
+    """Every domain error the services can raise (cypher/services/errors.py)."""
+    return [
+        value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, errors.CypherError)
+    ]
 
 
 def resolve(spec: dict[str, Any], ref: str) -> Any:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from cypher import create_app
-from cypher.blueprints.authn import set_pass_auth_cookie
+from cypher.request_auth import set_pass_auth_cookie
 from cypher.services.clock import ManualClock
 from cypher.services.tokens import TokenPurpose
 from cypher.services.totp import RECOVERY_ALPHABET

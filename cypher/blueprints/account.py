@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, jsonify
 
-from cypher.blueprints.authn import current_principal, ended_session_response
 from cypher.blueprints.opaque import registration_response
-from cypher.http import base64url_field, json_body, json_response, string_field
+from cypher.http import JsonObject, base64url_field, json_body, string_field
+from cypher.request_auth import current_principal, ended_session_response
 from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
 from cypher.wiring import services
 
@@ -16,9 +16,9 @@ MAX_CODE_FIELD = 16
 
 
 @bp.post("/password/init")
-def password_init() -> Response:
-    principal = current_principal(request)
-    body = json_body(request)
+def password_init() -> JsonObject:
+    principal = current_principal()
+    body = json_body()
     started = services().accounts.start_password_change(
         principal, base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES)
     )
@@ -26,32 +26,30 @@ def password_init() -> Response:
 
 
 @bp.post("/password/finish")
-def password_finish() -> Response:
-    principal = current_principal(request)
-    body = json_body(request)
+def password_finish() -> JsonObject:
+    principal = current_principal()
+    body = json_body()
     revoked = services().accounts.finish_password_change(
         principal,
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
         string_field(body, "code", MAX_CODE_FIELD),
     )
-    return json_response({"username": principal.username, "revokedSessions": revoked})
+    return {"username": principal.username, "revokedSessions": revoked}
 
 
 @bp.post("/recovery-codes")
 def recovery_codes() -> Response:
-    principal = current_principal(request)
-    body = json_body(request)
+    principal = current_principal()
+    body = json_body()
     codes = services().accounts.regenerate_recovery_codes(principal, string_field(body, "code", MAX_CODE_FIELD))
-    response = json_response({"recoveryCodes": codes})
+    response = jsonify({"recoveryCodes": codes})
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.delete("")
 def delete_account() -> Response:
-    principal = current_principal(request)
-    body = json_body(request)
+    principal = current_principal()
+    body = json_body()
     services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD))
-    response = ended_session_response(None)
-    response.status_code = 204
-    return response
+    return ended_session_response(None, 204)

@@ -8,7 +8,7 @@ import logging
 from flask import Blueprint, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from cypher.http import error_response, json_response
+from cypher.http import JsonObject, error_response
 from cypher.wiring import services
 
 bp = Blueprint("gateway", __name__)
@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
-def healthz() -> Response:
+def healthz() -> JsonObject | Response:
     try:
         services().store.ping()
     except SQLAlchemyError as error:
         log.warning("health check: database unreachable: %s", type(error).__name__)
         return error_response(503, "database_unavailable", "The database cannot be reached.")
-    return json_response({"status": "ok"})
+    return {"status": "ok"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from cypher.blueprints.authn import ACCESS_COOKIE
+from cypher.request_auth import ACCESS_COOKIE
 from cypher.services.errors import CypherError
 from cypher.services.sessions import Principal
 from cypher.wiring import services

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
-from cypher.blueprints.authn import (
+from cypher.http import JsonObject, optional_json_body
+from cypher.request_auth import (
     ACCESS_COOKIE,
     REFRESH_COOKIE,
     current_principal,
@@ -15,7 +16,6 @@ from cypher.blueprints.authn import (
     session_response,
     token_from,
 )
-from cypher.http import json_response, optional_json_body
 from cypher.services.errors import CypherError, InvalidToken, NotFound
 from cypher.wiring import services
 
@@ -29,77 +29,71 @@ def _timestamp(moment: datetime) -> str:
 
 @bp.post("/refresh-token")
 def refresh_token() -> Response:
-    body = optional_json_body(request)
-    token = token_from(request, body, "refreshToken", REFRESH_COOKIE)
+    body = optional_json_body()
+    token = token_from(body, "refreshToken", REFRESH_COOKIE)
     if token is None:
         raise InvalidToken("Send refreshToken or the refresh cookie.")
     try:
         return session_response(services().sessions.refresh(token))
     except InvalidToken as error:
         # A dead refresh token must not linger in the browser.
-        response = ended_session_response({"error": error.message, "code": error.code})
-        response.status_code = 401
-        return response
+        return ended_session_response({"error": error.message, "code": error.code}, error.status)
 
 
 @bp.post("/verify-access")
-def verify_access() -> Response:
-    body = optional_json_body(request)
+def verify_access() -> JsonObject | tuple[JsonObject, int]:
+    body = optional_json_body()
     try:
-        token = token_from(request, body, "accessToken", ACCESS_COOKIE, changes_state=False)
+        token = token_from(body, "accessToken", ACCESS_COOKIE, changes_state=False)
         if token is None:
             raise InvalidToken("Send an access token.")
         principal = services().sessions.verify(token)
     except CypherError as error:
-        return json_response({"valid": False, "error": error.message, "code": error.code}, 401)
-    return json_response(
-        {
-            "valid": True,
-            "username": principal.username,
-            "sessionId": principal.session_id,
-            "expiresAt": _timestamp(principal.expires_at),
-        }
-    )
+        return {"valid": False, "error": error.message, "code": error.code}, 401
+    return {
+        "valid": True,
+        "username": principal.username,
+        "sessionId": principal.session_id,
+        "expiresAt": _timestamp(principal.expires_at),
+    }
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    services().sessions.logout(current_principal(request))
+    services().sessions.logout(current_principal())
     return ended_session_response({"revoked": 1})
 
 
 @bp.post("/logout-all")
 def logout_all() -> Response:
-    revoked = services().sessions.logout_all(current_principal(request))
+    revoked = services().sessions.logout_all(current_principal())
     return ended_session_response({"revoked": revoked})
 
 
 @bp.get("/sessions")
-def list_sessions() -> Response:
-    views = services().sessions.list(current_principal(request))
-    return json_response(
-        {
-            "sessions": [
-                {
-                    "id": view.id,
-                    "createdAt": _timestamp(view.created_at),
-                    "lastSeenAt": _timestamp(view.last_seen_at),
-                    "ip": view.ip,
-                    "userAgent": view.user_agent,
-                    "current": view.current,
-                }
-                for view in views
-            ]
-        }
-    )
+def list_sessions() -> JsonObject:
+    views = services().sessions.list(current_principal())
+    return {
+        "sessions": [
+            {
+                "id": view.id,
+                "createdAt": _timestamp(view.created_at),
+                "lastSeenAt": _timestamp(view.last_seen_at),
+                "ip": view.ip,
+                "userAgent": view.user_agent,
+                "current": view.current,
+            }
+            for view in views
+        ]
+    }
 
 
 @bp.delete("/sessions/<session_id>")
 def revoke_session(session_id: str) -> Response:
-    principal = current_principal(request)
+    principal = current_principal()
     if not SESSION_ID.fullmatch(session_id):
         raise NotFound("No such session.")  # no such id was ever issued
     services().sessions.revoke(principal, session_id)
-    response = ended_session_response(None) if session_id == principal.session_id else Response()
-    response.status_code = 204
-    return response
+    if session_id == principal.session_id:
+        return ended_session_response(None, 204)
+    return Response(status=204)

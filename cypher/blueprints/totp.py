@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, Response, jsonify
 
-from flask import Blueprint, Request, Response, request
-
-from cypher.blueprints.authn import (
+from cypher.http import JsonObject, json_body, optional_string_field, string_field
+from cypher.request_auth import (
     PASS_AUTH_COOKIE,
     bearer_token,
     clear_cookie,
@@ -14,7 +13,6 @@ from cypher.blueprints.authn import (
     session_response,
     token_from,
 )
-from cypher.http import json_body, json_response, optional_string_field, string_field
 from cypher.services.errors import InvalidRequest, InvalidToken
 from cypher.wiring import services
 
@@ -25,7 +23,7 @@ MAX_RECOVERY_CODE_FIELD = 64
 
 
 def _enrollment_token() -> str:
-    token = bearer_token(request)
+    token = bearer_token()
     if token is None:
         raise InvalidToken("Send the enrolment token as Authorization: Bearer <token>.")
     return token
@@ -33,9 +31,9 @@ def _enrollment_token() -> str:
 
 @bp.post("/setup")
 def setup() -> Response:
-    json_body(request)  # the body is {}; anything but a JSON object is still refused
+    json_body()  # the body is {}; anything but a JSON object is still refused
     enrollment = services().totp.setup(_enrollment_token())
-    response = json_response(
+    response = jsonify(
         {"secret": enrollment.secret, "otpauthUri": enrollment.otpauth_uri, "qrCode": enrollment.qr_code}
     )
     response.headers["Cache-Control"] = "no-store"
@@ -44,30 +42,25 @@ def setup() -> Response:
 
 @bp.post("/verify-setup")
 def verify_setup() -> Response:
-    body = json_body(request)
+    body = json_body()
     activated = services().totp.verify_setup(_enrollment_token(), string_field(body, "code", MAX_CODE_FIELD))
-    response = json_response({"username": activated.username, "recoveryCodes": activated.recovery_codes})
+    response = jsonify({"username": activated.username, "recoveryCodes": activated.recovery_codes})
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.post("/verify-login")
 def verify_login() -> Response:
-    return answer_verify_login(request)
-
-
-def answer_verify_login(req: Request) -> Response:
-    """The login's last step, for this view and for the login routes (login_routes.py)."""
-    body = json_body(req)
+    body = json_body()
     code, recovery_code = _one_code(body)
-    pass_auth = token_from(req, body, "passAuthToken", PASS_AUTH_COOKIE)
-    tokens = services().totp.verify_login(pass_auth, code, recovery_code, client_info(req))
+    pass_auth = token_from(body, "passAuthToken", PASS_AUTH_COOKIE)
+    tokens = services().totp.verify_login(pass_auth, code, recovery_code, client_info())
     response = session_response(tokens)
     clear_cookie(response, PASS_AUTH_COOKIE)
     return response
 
 
-def _one_code(body: dict[str, Any]) -> tuple[str | None, str | None]:
+def _one_code(body: JsonObject) -> tuple[str | None, str | None]:
     code = optional_string_field(body, "code", MAX_CODE_FIELD)
     recovery_code = optional_string_field(body, "recoveryCode", MAX_RECOVERY_CODE_FIELD)
     if (code is None) == (recovery_code is None):
