@@ -20,7 +20,7 @@ help:
 	@echo "make test   install everything, then run the whole test suite"
 	@echo "make serve  install everything, then serve with gunicorn (deploy/gunicorn.conf.py)"
 	@echo "make bench  install everything, then run the benchmarks in bench/"
-	@echo "make lint   ruff check and ruff format --check"
+	@echo "make lint   ruff check, ruff format --check and mypy --strict (make test runs it too)"
 	@echo "make clean  remove the virtualenv, node_modules and vendored assets (not instance/)"
 
 install: system-deps $(BIN)/.installed $(VENDOR)/.vendored
@@ -53,8 +53,9 @@ serve: install
 test-tools:
 	@bash scripts/install-system-deps.sh --test-tools
 
-# With the local PostgreSQL and Redis when they answer (scripts/test-services.sh says which).
-test: install test-tools
+# Lint first (CI runs `make test` alone); then pytest, with the local PostgreSQL and Redis when
+# they answer (scripts/test-services.sh says which).
+test: install test-tools lint
 	@. scripts/test-services.sh && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -64,6 +65,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check cypher tests bench
 	$(BIN)/ruff format --check cypher tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)
