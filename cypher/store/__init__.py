@@ -7,9 +7,12 @@ raises. A write transaction takes SQLite's write lock up front (BEGIN IMMEDIATE)
 the rows a decision rests on are read with `lock=True` (SELECT ... FOR UPDATE).
 
 Every statement is SQLAlchemy Core on a connection from SQLAlchemy's pool: one dialect for both
-databases, and one datetime codec (models.UTCDateTime). The hot statements are built once, at
-import; Core caches their compiled form. The ORM classes in models.py only define the tables,
-which Alembic migrates.
+databases, and one datetime codec (models.UTCDateTime). Why Core: fixed SQL text through
+SQLAlchemy costs the same per statement, and only the bare DB-API is cheaper, at the price of a
+second way to talk to the database with its own parameter style, datetime codec and connection
+handling (docs/performance.md has the measurement). The hot statements are built once, at import;
+Core caches their compiled form. The ORM classes in models.py only define the tables, which
+Alembic migrates.
 """
 
 from __future__ import annotations
