@@ -67,8 +67,13 @@ class Store:
 
     @contextmanager
     def transaction(self, *, readonly: bool = False) -> Iterator[Transaction]:
-        """One unit of work: committed when the block ends, rolled back when it raises."""
-        with (self.engine if readonly else self._write_engine).begin() as connection:
+        """One unit of work: committed when the block ends, rolled back when it raises. A
+        read-only one is simply rolled back when its connection goes back to the pool."""
+        if readonly:
+            with self.engine.connect() as connection:
+                yield Transaction(connection)
+            return
+        with self._write_engine.begin() as connection:
             yield Transaction(connection)
 
     def ping(self) -> None:
