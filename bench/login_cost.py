@@ -11,8 +11,8 @@ Median and p90 in ms, after warm-up, of:
     (1) and shaped like them, so that both meet the same caches and the same state of the VM; and
     the same again in batches of their own after (1), for comparison;
 (3) argon2-cffi PasswordHasher() defaults, verify() of the right password.
-Prints the ratios argon2 / complete login (target >= 50) and complete login / bare libopaque
-(target <= 5), writes bench/results/login_cost.json, never asserts on timing. From the repository root:
+Prints the ratios argon2 / complete login (target >= 50) and complete login / bare libopaque (for
+information), writes bench/results/login_cost.json, never asserts on timing. From the repository root:
     .venv/bin/python bench/login_cost.py [--rounds 200] [--argon2-rounds 30] [--warmup 10]
 """
 
@@ -47,7 +47,6 @@ from tests.opaque_client import b64, finish_login, ids, start_login, unb64  # no
 RESULTS = ROOT / "bench" / "results" / "login_cost.json"
 USERNAME, PASSWORD, SERVER_ID = "bench.user", "correct horse battery staple", "cypher.bench"
 TARGET_ARGON2_RATIO = 50.0  # the complete login costs the server at least 50 times less than argon2
-TARGET_OVERHEAD_RATIO = 5.0  # and at most 5 times the bare libopaque crypto
 BATCH = 25  # logins per batch: well inside the 60 s a login id lives
 Parts = tuple[float, ...]  # the seconds timed in one round, one entry per timed stretch
 
@@ -274,10 +273,7 @@ def main() -> None:
     complete = rows["complete_login"]["median_ms"]
     argon2_ratio = rows["argon2_verify"]["median_ms"] / complete
     overhead_ratio = complete / rows["bare_libopaque"]["median_ms"]
-    targets = {
-        "argon2_ratio_met": argon2_ratio >= TARGET_ARGON2_RATIO,
-        "overhead_ratio_met": overhead_ratio <= TARGET_OVERHEAD_RATIO,
-    }
+    targets = {"argon2_ratio_met": argon2_ratio >= TARGET_ARGON2_RATIO}
     packages = {name: metadata.version(name) for name in ("opaque", "argon2-cffi", "Flask", "SQLAlchemy")}
     machine: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
@@ -300,16 +296,13 @@ def main() -> None:
         f"\nargon2 verify / complete login (medians):       {argon2_ratio:8.1f}x   "
         f"target >= {TARGET_ARGON2_RATIO:g}: {'MET' if targets['argon2_ratio_met'] else 'NOT MET'}"
     )
-    print(
-        f"complete login / bare libopaque (medians):      {overhead_ratio:8.1f}x   "
-        f"target <= {TARGET_OVERHEAD_RATIO:g}: {'MET' if targets['overhead_ratio_met'] else 'NOT MET'}"
-    )
+    print(f"complete login / bare libopaque (medians):      {overhead_ratio:8.1f}x")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     ratios = {
         "argon2_verify_over_complete_login": argon2_ratio,
         "complete_login_over_bare_libopaque": overhead_ratio,
-        "targets": {"argon2_ratio_at_least": TARGET_ARGON2_RATIO, "overhead_ratio_at_most": TARGET_OVERHEAD_RATIO},
+        "targets": {"argon2_ratio_at_least": TARGET_ARGON2_RATIO},
         **targets,
     }
     RESULTS.write_text(
