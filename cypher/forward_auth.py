@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask.json.provider import JSONProvider
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
 
 from cypher.http import WsgiApp
 from cypher.observability import ENDPOINT_KEY
@@ -57,7 +57,10 @@ class ForwardAuth:
     def _verify(self, environ: dict[str, Any]) -> Answer:
         token = bearer_from(environ.get("HTTP_AUTHORIZATION", ""))
         if token is None and ACCESS_COOKIE in environ.get("HTTP_COOKIE", ""):
-            token = parse_cookie(environ["HTTP_COOKIE"]).get(ACCESS_COOKIE)
+            # The header arrives as latin-1 (PEP 3333); a byte that is not UTF-8, in any cookie of
+            # the site, must not fail the gate: it becomes U+FFFD, which no token holds.
+            cookie = environ["HTTP_COOKIE"].encode("latin-1").decode(errors="replace")
+            token = parse_cookie(cookie).get(ACCESS_COOKIE)
         try:
             if not token:
                 raise InvalidToken("Log in first.")

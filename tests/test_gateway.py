@@ -44,6 +44,22 @@ def test_no_session_no_entry(client: FlaskClient, actions: AuthActions, user: En
     )
 
 
+def test_bytes_that_are_not_utf8_are_refused_not_a_crash(
+    client: FlaskClient, actions: AuthActions, user: Enrolled
+) -> None:
+    """A WSGI server hands headers over as latin-1 strings: "\xe9" in the environ is the byte 0xE9,
+    which is not UTF-8. The test client would encode a header itself, so the environ is set."""
+    raw = client.application.test_client(use_cookies=False)
+    for name, value in (("HTTP_COOKIE", "cypher_access=\xe9"), ("HTTP_AUTHORIZATION", "Bearer \xe9")):
+        refused = raw.get("/auth/verify", environ_overrides={name: value})
+        _error(refused, 401, "invalid_token")
+        assert refused.headers["X-Content-Type-Options"] == "nosniff" and "X-Request-Id" in refused.headers
+    # Another cookie of the site with such bytes leaves a live session's cookie readable.
+    access = actions.session(user)["accessToken"]
+    passed = raw.get("/auth/verify", environ_overrides={"HTTP_COOKIE": f"theme=\xe9\xff; cypher_access={access}"})
+    assert passed.status_code == 200 and passed.headers["X-Cypher-User"] == "alice", passed.get_json()
+
+
 def test_head_answers_like_get_without_a_body(client: FlaskClient, actions: AuthActions, user: Enrolled) -> None:
     refused = client.head("/auth/verify")
     assert refused.status_code == 401 and refused.data == b""
