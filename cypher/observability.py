@@ -2,8 +2,9 @@
 
 Metrics: request latency by endpoint, password and second-factor outcomes, and live sessions
 (counted at scrape time). Under gunicorn set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py
-does) so that one scrape sums every worker. /metrics answers loopback clients, or anyone with
-`Authorization: Bearer <CYPHER_METRICS_TOKEN>`. Logs never carry a token or a secret: only the
+does) so that one scrape sums every worker. /metrics answers `Authorization: Bearer
+<CYPHER_METRICS_TOKEN>` when a token is set (from loopback too: behind a proxy on the same machine,
+every client is loopback), else loopback clients only. Logs never carry a token or a secret: only the
 request id, method, endpoint, status and duration are added.
 """
 
@@ -25,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cypher.http import WsgiApp, error_response
+from cypher.request_auth import bearer_from
 from cypher.wiring import services
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -177,11 +179,17 @@ def install_observability(app: Flask) -> Metrics:
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
-        token = current_app.config["METRICS_TOKEN"]
-        presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        allowed = hmac.compare_digest(presented, token) if token else request.remote_addr in LOOPBACK
+        token: str = current_app.config["METRICS_TOKEN"]
+        if token:
+            # Header values are latin-1 strings (PEP 3333): compared as bytes, any byte is a refusal.
+            presented = (bearer_from(request.headers.get("Authorization", "")) or "").encode("latin-1", "replace")
+            allowed = hmac.compare_digest(presented, token.encode())
+        else:
+            allowed = request.remote_addr in LOOPBACK
         if not allowed:
-            return error_response(403, "forbidden", "Metrics are for loopback clients or the metrics token.")
+            return error_response(
+                403, "forbidden", "Metrics need the metrics token (or, without one, a loopback client)."
+            )
         return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
     return metrics

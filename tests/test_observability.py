@@ -34,18 +34,27 @@ def test_metrics_count_login_steps_and_sessions(client: FlaskClient, actions: Au
     )
 
 
-def test_metrics_need_loopback_or_the_token(app_config: dict[str, object]) -> None:
+def test_metrics_need_the_token_when_one_is_set(app_config: dict[str, object]) -> None:
     app = create_app({**app_config, "METRICS_TOKEN": "s3cret-metrics-token"})
     try:
         client = app.test_client()
-        remote = {"REMOTE_ADDR": "203.0.113.9"}
-        assert client.get("/metrics", environ_base=remote).status_code == 403
-        wrong = client.get("/metrics", environ_base=remote, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 403
-        right = client.get("/metrics", environ_base=remote, headers={"Authorization": "Bearer s3cret-metrics-token"})
-        assert right.status_code == 200
+        for address in ("203.0.113.9", "127.0.0.1"):  # behind a proxy on the machine, everyone is loopback
+            remote = {"REMOTE_ADDR": address}
+            assert client.get("/metrics", environ_base=remote).status_code == 403
+            wrong = client.get("/metrics", environ_base=remote, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 403
+            # A byte that is not ASCII (the environ holds latin-1) is a refusal, not a crash.
+            odd = client.get("/metrics", environ_base={**remote, "HTTP_AUTHORIZATION": "Bearer \xe9"})
+            assert odd.status_code == 403 and odd.get_json()["code"] == "forbidden"
+            token = {"Authorization": "Bearer s3cret-metrics-token"}
+            assert client.get("/metrics", environ_base=remote, headers=token).status_code == 200
     finally:
         app.extensions["cypher"].store.dispose()
+
+
+def test_metrics_without_a_token_are_for_loopback_only(client: FlaskClient) -> None:
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 403
 
 
 def test_json_logs_carry_the_request_but_no_token(
