@@ -198,3 +198,32 @@ def test_a_footer_written_otherwise_is_refused(keyring: KeyRing, clock: ManualCl
     token = ProtocolVersion4.encrypt(json.dumps(claims).encode(), SymmetricKey.v4(key_set.current), spaced_footer)
     with pytest.raises(InvalidToken):
         service.parse(token.decode(), TokenPurpose.ACCESS)
+
+
+def _spellings_of(payload: str) -> list[str]:
+    """The same bytes written otherwise: padded, with "+/" for "-_", with a spare bit set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare_bit = payload[:-1] + alphabet[alphabet.index(payload[-1]) | 1]
+    return [payload + "=" * (-len(payload) % 4), payload.replace("-", "+").replace("_", "/"), spare_bit]
+
+
+def test_only_the_canonical_spelling_of_a_token_is_accepted(keyring: KeyRing, clock: ManualClock) -> None:
+    service = _service(keyring, clock)
+    # A payload whose length leaves spare bits and that holds "-" or "_": the name's length moves it.
+    for length in range(3, 40):
+        token = service.mint(TokenPurpose.PASS_AUTH, "a" * length).token
+        payload = token.split(".")[2]
+        if len(payload) % 4 in (2, 3) and ("-" in payload or "_" in payload):
+            break
+    else:
+        pytest.fail("no token with spare bits and a - or _ in 37 names")
+    padded_b64 = payload + "=" * (-len(payload) % 4)
+    for spelling in _spellings_of(payload):
+        assert spelling != payload
+        # Each is the same token to a lenient decoder, as the paseto package is.
+        assert base64.b64decode(spelling.replace("-", "+").replace("_", "/") + "==", altchars=None) == (
+            base64.urlsafe_b64decode(padded_b64)
+        )
+        with pytest.raises(InvalidToken):
+            service.parse(token.replace(payload, spelling), TokenPurpose.PASS_AUTH)
+    assert service.parse(token, TokenPurpose.PASS_AUTH).subject == "a" * length

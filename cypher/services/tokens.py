@@ -18,6 +18,7 @@ from paseto.helpers import b64encode
 from paseto.keys.symmetric_key import SymmetricKey
 from paseto.protocols.v4 import ProtocolVersion4
 
+from cypher import base64url
 from cypher.keys import KeyPurpose, KeyRing, KeySet
 from cypher.services.clock import Clock
 from cypher.services.errors import InvalidToken, TokenExpired
@@ -150,7 +151,8 @@ class TokenService:
         # A footer that names no key of this purpose, or is written otherwise, was not ours.
         parts = token.split(".")
         key = self._accepted[purpose].get(parts[3]) if len(parts) == 4 else None
-        if key is None:
+        # PASETO requires one spelling: no padding, no "+/", no spare bits set (paseto decodes any).
+        if key is None or not _canonical_base64url(parts[2]):
             raise InvalidToken()
         try:
             message = json.loads(ProtocolVersion4.decrypt(token.encode("ascii"), key.key, footer=key.footer))
@@ -180,3 +182,10 @@ class TokenService:
         if claims.expires_at.tzinfo is None or (purpose in _SESSION_BOUND) != isinstance(claims.session_id, str):
             raise InvalidToken()
         return claims
+
+
+def _canonical_base64url(text: str) -> bool:
+    try:
+        return base64url.encode(base64url.decode(text)) == text
+    except binascii.Error:
+        return False
