@@ -344,6 +344,20 @@ def test_a_password_change_ends_what_the_old_password_started(
     _error(finished, 410, "login_expired")
 
 
+def test_a_pass_auth_token_from_the_same_second_before_a_password_change_dies_with_it(
+    actions: AuthActions, client: FlaskClient, user: Enrolled, clock: ManualClock
+) -> None:
+    mine = actions.session(user)
+    start, init = password_init(client, NEW_PASSWORD, bearer(mine))
+    code = actions.code(user.secret)  # the change's code, taken first: taking one moves the clock
+    clock.advance(1.1 - clock().microsecond / 1e6)  # 0.1 s into the next second
+    old_pass_auth = actions.pass_auth(user)
+    clock.advance(0.3)  # the change lands in the same second, after the token
+    assert password_finish(client, record_for(start, init), code, bearer(mine)).status_code == 200
+    late = client.post("/totp/verify-login", json={"passAuthToken": old_pass_auth, "code": actions.code(user.secret)})
+    _error(late, 401, "pass_auth_expired")
+
+
 def test_wrong_codes_on_account_actions_lock_the_account(
     actions: AuthActions, client: FlaskClient, user: Enrolled, clock: ManualClock, services: Services
 ) -> None:

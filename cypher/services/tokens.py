@@ -67,7 +67,7 @@ class MintedToken:
 
 
 def _timestamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,12 @@ class TokenService:
         """A new token; `not_after` caps its expiry (a session's tokens never outlive the session)."""
         if (purpose in _SESSION_BOUND) != (session_id is not None):
             raise ValueError(f"{purpose} tokens {'need' if purpose in _SESSION_BOUND else 'take no'} session id")
-        issued_at = self._clock().replace(microsecond=0)
+        # To the microsecond, as the database's times are: a token is known to be older than a
+        # password change, or newer, even within one second.
+        issued_at = self._clock()
         expires_at = issued_at + self._lifetimes[purpose]
         if not_after is not None:
-            expires_at = min(expires_at, not_after.replace(microsecond=0))
+            expires_at = min(expires_at, not_after)
         claims = TokenClaims(
             subject=subject,
             purpose=purpose,

@@ -299,5 +299,5 @@ def _unused(user: UserRecord, step: int) -> bool:
 
 
 def _newer_than(moment: datetime, token_issued_at: datetime) -> bool:
-    """Whether `moment` comes after a token's issue time (which has whole seconds)."""
-    return moment.replace(microsecond=0) > token_issued_at
+    """Whether `moment` comes after a token's issue time (both to the microsecond)."""
+    return moment > token_issued_at
