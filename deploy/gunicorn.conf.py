@@ -19,6 +19,10 @@ graceful_timeout = 20
 keepalive = 5
 # Behind nginx: X-Forwarded-* are believed from here only (and Cypher's ProxyFix decides how many).
 forwarded_allow_ips = os.environ.get("CYPHER_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No gunicornc control socket: its default path is one per user ($HOME/.gunicorn/gunicorn.ctl), so
+# a second instance on the host would take over the first one's and remove it on exit. Cypher is
+# managed with signals (HUP reloads, TERM stops), as systemd sends them.
+control_socket_disable = True
 
 # Prometheus counters of every worker, summed at each scrape of /metrics (set before any worker
 # imports prometheus_client). A directory made here is removed again when gunicorn exits.

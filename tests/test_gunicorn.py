@@ -34,6 +34,16 @@ def test_three_workers_start_together_and_serve(tmp_path: Path) -> None:
     assert "v4.local." not in log and "enrollmentToken" not in log  # no token in the access log
 
 
+def test_no_control_socket_that_two_instances_would_share(tmp_path: Path) -> None:
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir()
+    places = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}  # where gunicorn would put it
+    with gunicorn(tmp_path / "one", places, workers=1), gunicorn(tmp_path / "two", places, workers=1) as second:
+        assert second.client.get("/healthz").status_code == 200
+        assert list(home.rglob("*.ctl")) == [] and list(runtime.rglob("*.ctl")) == []
+
+
 def test_the_metrics_directory_it_made_is_gone_after_it_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scratch = tmp_path / "tmp"  # gunicorn's temporary directories go here
     scratch.mkdir()
