@@ -46,6 +46,9 @@ class GuardedApp(BaseHTTPRequestHandler):
         body = f"hello {self.headers.get('X-Cypher-User')}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        # What reached it, for the tests to see: which cookies, and whether any Authorization.
+        self.send_header("X-Seen-Cookie", self.headers.get("Cookie", "(none)"))
+        self.send_header("X-Seen-Authorization", self.headers.get("Authorization", "(none)"))
         self.end_headers()
         self.wfile.write(body)
 

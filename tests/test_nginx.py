@@ -57,6 +57,33 @@ def test_through_nginx_over_tls_with_the_auth_request_gate(stack: Stack) -> None
     assert browser.get("/app/").status_code == 302
 
 
+def test_the_guarded_app_never_sees_cyphers_credentials(stack: Stack) -> None:
+    browser = stack.client()
+    registered = OpaqueActions(browser).register("Bob", "correct horse battery staple")  # type: ignore[arg-type]
+    bearer = {"Authorization": f"Bearer {registered.get_json()['enrollmentToken']}"}
+    totp = pyotp.TOTP(browser.post("/totp/setup", json={}, headers=bearer).get_json()["secret"])
+    assert browser.post("/totp/verify-setup", json={"code": totp.now()}, headers=bearer).status_code == 200
+    assert OpaqueActions(browser).login("bob", "correct horse battery staple") is not None  # type: ignore[arg-type]
+    session = browser.post("/totp/verify-login", json={"code": totp.at(time.time() + 30)}).get_json()
+    access = session["accessToken"]
+    for cookies, left in (
+        (f"cypher_access={access}", "(none)"),
+        (f"cypher_access={access}; theme=dark", "theme=dark"),
+        (f"theme=dark; cypher_access={access}", "theme=dark"),
+        (f"theme=dark; cypher_access={access}; lang=fr", "theme=dark; lang=fr"),
+        (f"my_cypher_access=keep; cypher_access={access}", "my_cypher_access=keep"),
+    ):
+        fresh = Stack(stack.base, stack.tls).client()  # no cookie jar of its own in the way
+        inside = fresh.request("GET", "/app/", headers={"Cookie": cookies})
+        assert inside.status_code == 200 and inside.body == b"hello bob", cookies
+        assert inside.headers["X-Seen-Cookie"] == left
+        assert inside.headers["X-Seen-Authorization"] == "(none)"
+    by_bearer = (
+        Stack(stack.base, stack.tls).client().request("GET", "/app/", headers={"Authorization": f"Bearer {access}"})
+    )
+    assert by_bearer.status_code == 200 and by_bearer.headers["X-Seen-Authorization"] == "(none)"
+
+
 def test_every_static_file_has_a_type_the_browser_accepts(stack: Stack) -> None:
     client = stack.client()
     files = static_files()
