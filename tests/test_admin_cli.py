@@ -47,9 +47,12 @@ def test_a_disabled_user_cannot_log_in_and_loses_live_sessions(
     _error(actions.opaque.login("alice", user.password), 403, "account_disabled")
     late = client.post("/totp/verify-login", json={"passAuthToken": pass_auth, "code": actions.code(user.secret)})
     _error(late, 401, "pass_auth_expired")
-    assert runner.invoke(args=["users", "disable", "alice"]).exit_code == 1  # not active any more
+    again = runner.invoke(args=["users", "disable", "alice"])
+    assert again.exit_code == 1 and "alice is not an active account." in again.output
 
     assert runner.invoke(args=["users", "enable", "alice"]).exit_code == 0
+    enabled_again = runner.invoke(args=["users", "enable", "alice"])
+    assert enabled_again.exit_code == 1 and "alice is not a disabled account." in enabled_again.output
     assert actions.login(user).status_code == 200
 
 
