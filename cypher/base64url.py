@@ -22,3 +22,11 @@ def decode(text: str) -> bytes:
     if not _ALPHABET.fullmatch(text):
         raise binascii.Error("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def is_canonical(text: str) -> bool:
+    """Whether `text` is the one spelling of its bytes: unpadded base64url with no spare bits set."""
+    try:
+        return encode(decode(text)) == text
+    except binascii.Error:
+        return False

@@ -154,7 +154,7 @@ class TokenService:
         parts = token.split(".")
         key = self._accepted[purpose].get(parts[3]) if len(parts) == 4 else None
         # PASETO requires one spelling: no padding, no "+/", no spare bits set (paseto decodes any).
-        if key is None or not _canonical_base64url(parts[2]):
+        if key is None or not base64url.is_canonical(parts[2]):
             raise InvalidToken()
         try:
             message = json.loads(ProtocolVersion4.decrypt(token.encode("ascii"), key.key, footer=key.footer))
@@ -184,10 +184,3 @@ class TokenService:
         if claims.expires_at.tzinfo is None or (purpose in _SESSION_BOUND) != isinstance(claims.session_id, str):
             raise InvalidToken()
         return claims
-
-
-def _canonical_base64url(text: str) -> bool:
-    try:
-        return base64url.encode(base64url.decode(text)) == text
-    except binascii.Error:
-        return False
