@@ -82,7 +82,12 @@ class OpaqueActions:
         body = init.get_json()
         record = finish_registration(start, unb64(body["registrationResponse"]), body["username"], body["serverId"])
         return self._client.post(
-            "/register/finish", json={"username": body["username"], "registrationRecord": b64(record)}
+            "/register/finish",
+            json={
+                "username": body["username"],
+                "registrationId": body["registrationId"],
+                "registrationRecord": b64(record),
+            },
         )
 
     def login_init(self, username: str, password: str) -> tuple[LoginStart, Any]:

@@ -38,7 +38,7 @@ KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "paralle
 PASSWORD = "correct horse ✓ bätterÿ staple"  # non-ASCII: both clients must send the same UTF-8
 WRONG_PASSWORD = "correct horse ✓ bätterÿ stapler"
 
-REGISTER_INIT_KEYS = ["username", "serverId", "registrationResponse"]
+REGISTER_INIT_KEYS = ["username", "serverId", "registrationResponse", "registrationId"]
 REGISTER_FINISH_KEYS = ["username", "enrollmentToken", "expiresIn"]
 LOGIN_INIT_KEYS = ["loginId", "username", "serverId", "loginResponse"]
 LOGIN_FINISH_KEYS = ["username", "passAuthToken", "expiresIn"]

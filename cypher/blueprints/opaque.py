@@ -21,16 +21,21 @@ bp = Blueprint("opaque", __name__)
 # libopaque's fixed key stretching function, which the browser must use too.
 KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "parallelism": 1}}
 MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
-MAX_LOGIN_ID_FIELD = 256  # a loginId is 199 characters (215 with the longest key id a keys file may hold)
+# A loginId is 199 characters and a registrationId 167 (16 more with the longest key id a keys
+# file may hold).
+MAX_SEALED_ID_FIELD = 256
 
 
 def registration_response(started: RegistrationStarted) -> JsonObject:
     """The answer to the first step of an OPAQUE registration (new account or password change)."""
-    return {
+    answer: JsonObject = {
         "username": started.username,
         "serverId": started.server_id,
         "registrationResponse": base64url.encode(started.registration_response),
     }
+    if started.registration_id is not None:
+        answer["registrationId"] = started.registration_id
+    return answer
 
 
 @bp.post("/register/init")
@@ -48,6 +53,7 @@ def register_finish() -> tuple[JsonObject, int]:
     body = json_body()
     finished = services().opaque.finish_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
+        string_field(body, "registrationId", MAX_SEALED_ID_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
     )
     enrollment = finished.enrollment
@@ -77,7 +83,7 @@ def login_init() -> JsonObject:
 def login_finish() -> Response:
     body = json_body()
     finished = services().opaque.finish_login(
-        string_field(body, "loginId", MAX_LOGIN_ID_FIELD),
+        string_field(body, "loginId", MAX_SEALED_ID_FIELD),
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
     )
     pass_auth = finished.pass_auth

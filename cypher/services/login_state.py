@@ -10,17 +10,15 @@ write lock, and a login costs one write transaction fewer (docs/performance.md).
 
 from __future__ import annotations
 
-import binascii
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pysodium
 
-from cypher import base64url
 from cypher.domain import SealedValue
 from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
-from cypher.services.sealing import Sealer, SealError
+from cypher.services.sealing import Sealer, SealError, parse_sealed_id, sealed_id
 
 SEALED_LOGIN_STATE = "login_state"
 RECORD_FINGERPRINT_BYTES = 16
@@ -73,19 +71,17 @@ class LoginStateSealer:
             state.expected_client_auth,
         )
         # Bound to no name: the account id and record fingerprint inside say whose login it is.
-        sealed = self._sealer.seal(plaintext, username="", purpose=SEALED_LOGIN_STATE)
-        return sealed.key_id + "." + base64url.encode(sealed.ciphertext)
+        return sealed_id(self._sealer.seal(plaintext, username="", purpose=SEALED_LOGIN_STATE))
 
     def open(self, login_id: str) -> OpenedLogin | None:
         """The state sealed into `login_id`, or None when it is not one this deployment made."""
-        key_id, dot, encoded = login_id.partition(".")
-        if not dot:
+        sealed = parse_sealed_id(login_id)
+        if sealed is None:
             return None
         try:
-            ciphertext = base64url.decode(encoded)
-            plaintext = self._sealer.open(SealedValue(key_id, ciphertext), username="", purpose=SEALED_LOGIN_STATE)
+            plaintext = self._sealer.open(sealed, username="", purpose=SEALED_LOGIN_STATE)
             started_us, user_id, fingerprint, expected_client_auth = _LAYOUT.unpack(plaintext)
-        except (binascii.Error, SealError, struct.error):
+        except (SealError, struct.error):
             return None
         state = LoginState(
             user_id=None if user_id == NO_USER else user_id,
@@ -93,4 +89,4 @@ class LoginStateSealer:
             expected_client_auth=expected_client_auth,
             started_at=_EPOCH + started_us * _MICROSECOND,
         )
-        return OpenedLogin(state, pysodium.crypto_generichash(ciphertext).hex())
+        return OpenedLogin(state, pysodium.crypto_generichash(sealed.ciphertext).hex())

@@ -1,10 +1,11 @@
 """OPAQUE registration and login: the protocol steps, their stored state, and the tokens they earn.
 
-Registration: start (OPRF evaluation, server secret kept sealed for REGISTRATION_STATE_TTL) and
-finish (the client's record joins the secret; the account exists, pending, with an enrolment
-token). Login: start (KE2 from the stored record, or from a fake record for an unknown name; the
-login's state sealed into the loginId, nothing stored) and finish (the loginId spent, KE3
-checked; an active account gets a pass-auth token for the TOTP step).
+Registration: start (OPRF evaluation; the server secret sealed into the registrationId for
+REGISTRATION_STATE_TTL, nothing stored) and finish (the client's record joins the secret; the
+account exists, pending, with an enrolment token). A password change keeps its secret stored.
+Login: start (KE2 from the stored record, or from a fake record for an unknown name; the login's
+state sealed into the loginId, nothing stored) and finish (the loginId spent, KE3 checked; an
+active account gets a pass-auth token for the TOTP step).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar
 
-from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, SealedValue
+from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, STATUS_PENDING, SealedValue
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountDisabled,
@@ -32,16 +33,17 @@ from cypher.services.opaque_protocol import (
     OpaqueProtocol,
     OpaqueProtocolError,
 )
+from cypher.services.registration_state import RegistrationState, RegistrationStateSealer
 from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import OpenRegistration, Store, StoreConflict
+from cypher.store import OpenRegistration, Store, StoreConflict, UserRecord
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
 SEALED_REGISTRATION_SECRET = "registration_secret"
-# What a registration state is for; one may be open per username at a time.
-REGISTER = "register"
+# What a stored registration state is for: a password change (a new account's travels sealed in
+# its registrationId); one may be open per username at a time.
 PASSWORD_CHANGE = "password"
 # Spent loginIds past their expiry are garbage, cleared at most this often on the way past.
 SPENT_LOGIN_SWEEP_INTERVAL = timedelta(seconds=60)
@@ -55,6 +57,7 @@ class RegistrationStarted:
     username: str
     server_id: str
     registration_response: bytes
+    registration_id: str | None = None  # a new account's; a password change's state is stored
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class OpaqueService:
         self._protocol = protocol
         self._sealer = sealer
         self._login_states = LoginStateSealer(sealer)
+        self._registration_states = RegistrationStateSealer(sealer)
         self._tokens = tokens
         self._clock = clock
         self._lifetimes = lifetimes
@@ -111,39 +115,41 @@ class OpaqueService:
         username = canonical_username(raw_username)
         server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
         now = self._clock()
-        sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
-        expires_at = now + self._lifetimes.registration_state
+        with self._store.transaction(readonly=True) as tx:
+            user = tx.users.by_name(username)
+        if user is not None and not self._abandoned(user, now):
+            raise UsernameTaken()
+        registration_id = self._registration_states.seal(username, RegistrationState(server_secret, now))
+        return RegistrationStarted(
+            username=username,
+            server_id=self.server_id,
+            registration_response=response,
+            registration_id=registration_id,
+        )
+
+    def finish_registration(
+        self, raw_username: object, registration_id: str, registration_record: bytes
+    ) -> RegistrationFinished:
+        username = canonical_username(raw_username)
+        # Check the record first, so a malformed one can be sent again.
+        self.check_registration_record(registration_record)
+        now = self._clock()
+        state = self._registration_states.open(registration_id, username)
+        if state is None or state.started_at + self._lifetimes.registration_state <= now:
+            raise RegistrationExpired()
+        sealed_record = self._sealed_record(username, state.server_secret, registration_record)
         try:
             with self._store.transaction() as tx:
                 # Pending accounts past their time free their names.
                 tx.users.delete_pending_created_before(now - self._lifetimes.pending_account)
-                if tx.users.by_name(username) is not None:
-                    raise StoreConflict("user")
-                # A second registration must not replace one in flight: its record would not
-                # match the kept secret.
-                tx.registrations.open(username, REGISTER, sealed_secret, now, expires_at)
+                tx.users.add_pending(username, sealed_record, now)
         except StoreConflict:
-            raise UsernameTaken() from None
-        return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
-
-    def finish_registration(self, raw_username: object, registration_record: bytes) -> RegistrationFinished:
-        username = canonical_username(raw_username)
-        # Check the record before the state is spent, so a malformed one can be sent again.
-        self.check_registration_record(registration_record)
-        now = self._clock()
-        try:
-            with self._store.transaction() as tx:
-                state = _live(tx.registrations.take(username, REGISTER), now)
-                if state is None:
-                    if tx.users.by_name(username) is not None:
-                        raise StoreConflict("user")  # another request finished it first
-                else:
-                    tx.users.add_pending(username, self._sealed_record(username, state, registration_record), now)
-        except StoreConflict:
-            raise UsernameTaken() from None
-        if state is None:
-            raise RegistrationExpired()
+            raise UsernameTaken() from None  # another registration of the name finished first
         return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
+
+    def _abandoned(self, user: UserRecord, now: datetime) -> bool:
+        """A pending account past its time: the next registration to finish deletes it."""
+        return user.status == STATUS_PENDING and user.created_at <= now - self._lifetimes.pending_account
 
     def start_password_change(self, username: str, registration_request: bytes) -> RegistrationStarted:
         """OPAQUE re-registration of an existing account; the caller has authenticated it."""
@@ -176,15 +182,19 @@ class OpaqueService:
             state = _live(tx.registrations.take(username, PASSWORD_CHANGE), now)
             user = tx.users.by_id(user_id, lock=True)
             if state is not None and user is not None and user.username == username:
-                tx.users.set_opaque_record(user_id, self._sealed_record(username, state, registration_record), now)
+                server_secret = self._sealer.open(
+                    state.server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET
+                )
+                tx.users.set_opaque_record(
+                    user_id, self._sealed_record(username, server_secret, registration_record), now
+                )
                 revoked = tx.sessions.revoke_live(now, user_id=user_id, keep_session_id=keep_session_id)
         if revoked is None:
             raise RegistrationExpired("The password change has expired; start again.")
         return revoked
 
-    def _sealed_record(self, username: str, state: OpenRegistration, registration_record: bytes) -> SealedValue:
+    def _sealed_record(self, username: str, server_secret: bytes, registration_record: bytes) -> SealedValue:
         """The user's OPAQUE record, made from the kept server secret and the client's record, sealed."""
-        server_secret = self._sealer.open(state.server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
         record = self._protocol.user_record(server_secret, registration_record)
         return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 

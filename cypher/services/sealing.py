@@ -7,8 +7,11 @@ into the OPAQUE column, fails to open.
 
 from __future__ import annotations
 
+import binascii
+
 import pysodium
 
+from cypher import base64url
 from cypher.domain import SealedValue
 from cypher.keys import KeySet
 
@@ -47,3 +50,19 @@ class Sealer:
             )
         except ValueError:
             raise SealError("sealed value failed authentication") from None
+
+
+def sealed_id(sealed: SealedValue) -> str:
+    """A sealed value as text a client holds and hands back: "<key id>.<base64url>"."""
+    return sealed.key_id + "." + base64url.encode(sealed.ciphertext)
+
+
+def parse_sealed_id(text: str) -> SealedValue | None:
+    """The sealed value spelled by `text`, or None when it is not one sealed_id could write."""
+    key_id, dot, encoded = text.partition(".")
+    if not dot:
+        return None
+    try:
+        return SealedValue(key_id, base64url.decode(encoded))
+    except binascii.Error:
+        return None

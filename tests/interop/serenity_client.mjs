@@ -47,7 +47,11 @@ async function register(baseUrl, config, username, password) {
     registrationResponse: byteLength(init.body.registrationResponse),
     registrationRecord: byteLength(registrationRecord),
   };
-  const finish = await postJson(baseUrl, "/register/finish", { username: init.body.username, registrationRecord });
+  const finish = await postJson(baseUrl, "/register/finish", {
+    username: init.body.username,
+    registrationId: init.body.registrationId,
+    registrationRecord,
+  });
   result.finish = summary(finish);
   return result;
 }

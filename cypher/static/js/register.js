@@ -33,7 +33,7 @@ async function register(event) {
     const init = await steps.run("send-request", () =>
       api("/register/init", { body: { username, registrationRequest } }));
     await steps.run("server-response", async () => {
-      if (!init.registrationResponse) throw new Error("The server sent no registration response.");
+      if (!init.registrationResponse || !init.registrationId) throw new Error("The server sent no registration response.");
     });
     const { registrationRecord } = await steps.run("envelope", () =>
       opaqueCall("finishRegistration", {
@@ -44,7 +44,7 @@ async function register(event) {
         keyStretching: config.keyStretching,
       }));
     const finished = await steps.run("send-record", () =>
-      api("/register/finish", { body: { username: init.username, registrationRecord } }));
+      api("/register/finish", { body: { username: init.username, registrationId: init.registrationId, registrationRecord } }));
     enrollment = { username: finished.username, token: finished.enrollmentToken };
     const setup = await steps.run("totp-setup", () =>
       api("/totp/setup", { body: {}, headers: { Authorization: `Bearer ${enrollment.token}` } }));
