@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -11,7 +12,8 @@ from flask import Flask
 
 from cypher.keys import ROTATABLE, load_or_create_keyring, pruned, rotated, write_keyring_file
 from cypher.services.errors import CypherError
-from cypher.store import SessionRecord
+from cypher.services.regulation import NAME_COUNT
+from cypher.store import RegulationCount, SessionRecord
 from cypher.store.migrate import current_revision, head_revision, upgrade
 from cypher.wiring import services
 
@@ -27,6 +29,15 @@ def _echo_sessions(records: list[SessionRecord]) -> None:
             f"  last seen {_when(record.last_seen_at)}  {record.user_agent or ''}"
         )
     click.echo(f"{len(records)} live session(s)")
+
+
+def _echo_login_counts(counts: list[RegulationCount]) -> None:
+    now = datetime.now(UTC)
+    for count in counts:
+        scope = "from every address" if count.address == NAME_COUNT else f"from {count.address}"
+        banned = count.banned_until is not None and count.banned_until > now
+        state = f"banned until {_when(count.banned_until)}" if banned else f"{count.attempts} attempt(s) in the window"
+        click.echo(f"logins {scope}: {state}, {count.bans} ban(s) in a row")
 
 
 T = TypeVar("T")
@@ -73,6 +84,14 @@ def register_commands(app: Flask) -> None:
         click.echo(f"totp: {'enrolled' if user.totp_secret else 'not enrolled'}")
         click.echo(f"unused recovery codes: {details.unused_recovery_codes}")
         _echo_sessions(details.live_sessions)
+        _echo_login_counts(services().admin.login_counts(username))
+
+    @users.command("unban")
+    @click.argument("username")
+    def users_unban(username: str) -> None:
+        """Lift the name's login bans and forget its counts (the name need not have an account)."""
+        forgotten = _admin_call(lambda: services().admin.unban(username))
+        click.echo(f"{username}: {forgotten} login count(s) forgotten; its logins are answered again")
 
     @users.command("disable")
     @click.argument("username")

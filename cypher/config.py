@@ -97,6 +97,13 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # Per client address, on each OPAQUE, TOTP, session and account endpoint.
         "RATELIMIT_AUTH": env.get("CYPHER_RATELIMIT_AUTH") or "30 per minute",
         "RATELIMIT_KEY_PREFIX": env.get("CYPHER_RATELIMIT_KEY_PREFIX") or "cypher",
+        # Login regulation (services/regulation.py): password logins started and not completed
+        # per name and address, and per name, in a window; past either budget a ban that doubles.
+        "LOGIN_WINDOW": _integer(env, "CYPHER_LOGIN_WINDOW", 15 * 60),
+        "LOGIN_ATTEMPTS_PER_ADDRESS": _integer(env, "CYPHER_LOGIN_ATTEMPTS_PER_ADDRESS", 10),
+        "LOGIN_ATTEMPTS_PER_NAME": _integer(env, "CYPHER_LOGIN_ATTEMPTS_PER_NAME", 100),
+        "LOGIN_BAN": _integer(env, "CYPHER_LOGIN_BAN", 5 * 60),
+        "LOGIN_LONGEST_BAN": _integer(env, "CYPHER_LOGIN_LONGEST_BAN", 24 * 3600),
         # The origins (scheme://host[:port]) that may call Cypher with cookies, its own public one
         # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
         # request arrives with is not the browser's). CORS answers them; the Origin check too.

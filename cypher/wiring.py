@@ -15,6 +15,7 @@ from cypher.services.clock import Clock
 from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
+from cypher.services.regulation import LoginRegulation, RegulationPolicy
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService
 from cypher.services.tokens import TokenPurpose, TokenService
@@ -56,6 +57,13 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         fake_record_secret=keyring[KeyPurpose.FAKE_RECORD].current,
     )
     sealer = Sealer(keyring[KeyPurpose.AT_REST])
+    regulation_policy = RegulationPolicy(
+        window=timedelta(seconds=config["LOGIN_WINDOW"]),
+        attempts_per_address=config["LOGIN_ATTEMPTS_PER_ADDRESS"],
+        attempts_per_name=config["LOGIN_ATTEMPTS_PER_NAME"],
+        ban=timedelta(seconds=config["LOGIN_BAN"]),
+        longest_ban=timedelta(seconds=config["LOGIN_LONGEST_BAN"]),
+    )
     opaque = OpaqueService(
         store,
         protocol,
@@ -67,6 +75,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
             login_state=timedelta(seconds=config["LOGIN_STATE_TTL"]),
             pending_account=timedelta(seconds=config["PENDING_TTL"]),
         ),
+        LoginRegulation(regulation_policy),
     )
     sessions = SessionService(store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]))
     pending_ttl = timedelta(seconds=config["PENDING_TTL"])
@@ -81,7 +90,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         pending_ttl,
     )
     accounts = AccountService(store, opaque, totp)
-    maintenance = MaintenanceService(store, clock, pending_ttl)
+    maintenance = MaintenanceService(store, clock, pending_ttl, regulation_policy.longest_ban)
     return Services(
         store=store,
         keyring=keyring,

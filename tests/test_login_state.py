@@ -12,7 +12,11 @@ from cypher.services.login_state import NO_RECORD, LoginState, LoginStateSealer
 from cypher.services.sealing import Sealer
 
 STATE = LoginState(
-    user_id=42, record_fingerprint=b"f" * 16, expected_client_auth=b"a" * 64, started_at=datetime.now(UTC)
+    username="alice",
+    user_id=42,
+    record_fingerprint=b"f" * 16,
+    expected_client_auth=b"a" * 64,
+    started_at=datetime.now(UTC),
 )
 
 
@@ -33,12 +37,12 @@ def test_a_login_state_comes_back_as_it_went_in() -> None:
 
 def test_every_login_id_has_one_length() -> None:
     sealer = _sealer(generate_keyring()[KeyPurpose.AT_REST])
-    unknown = replace(STATE, user_id=None, record_fingerprint=NO_RECORD)
-    large = replace(STATE, user_id=2**62)
+    unknown = replace(STATE, username="x" * 64, user_id=None, record_fingerprint=NO_RECORD)
+    large = replace(STATE, username="abc", user_id=2**62)
     lengths = {len(sealer.seal(state)) for state in (STATE, unknown, large)}
-    assert lengths == {199}
+    assert lengths == {284}
     opened = sealer.open(sealer.seal(unknown))
-    assert opened is not None and opened.state.user_id is None
+    assert opened is not None and opened.state.user_id is None and opened.state.username == "x" * 64
 
 
 def test_a_rotated_key_still_opens_until_it_is_removed() -> None:

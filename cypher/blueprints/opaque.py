@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from cypher import base64url
 from cypher.http import JsonObject, base64url_field, json_body, string_field
-from cypher.request_auth import set_pass_auth_cookie
+from cypher.request_auth import client_info, set_pass_auth_cookie
 from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
@@ -21,9 +21,9 @@ bp = Blueprint("opaque", __name__)
 # libopaque's fixed key stretching function, which the browser must use too.
 KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "parallelism": 1}}
 MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
-# A loginId is 199 characters and a registrationId 167 (16 more with the longest key id a keys
+# A loginId is 284 characters and a registrationId 167 (16 more with the longest key id a keys
 # file may hold).
-MAX_SEALED_ID_FIELD = 256
+MAX_SEALED_ID_FIELD = 320
 
 
 def registration_response(started: RegistrationStarted) -> JsonObject:
@@ -70,6 +70,7 @@ def login_init() -> JsonObject:
     started = services().opaque.start_login(
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "startLoginRequest", KE1_BYTES),
+        client_info(),
     )
     return {
         "loginId": started.login_id,
@@ -85,6 +86,7 @@ def login_finish() -> Response:
     finished = services().opaque.finish_login(
         string_field(body, "loginId", MAX_SEALED_ID_FIELD),
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
+        client_info(),
     )
     pass_auth = finished.pass_auth
     response = jsonify(

@@ -1,5 +1,5 @@
 """What an operator does from the command line: look at accounts and sessions, disable, enable
-and delete accounts, revoke sessions."""
+and delete accounts, revoke sessions, lift login bans."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cypher.services.accounts import delete_account
 from cypher.services.clock import Clock
 from cypher.services.errors import NotFound
 from cypher.services.users import canonical_username
-from cypher.store import SessionRecord, Store, Transaction, UserRecord
+from cypher.store import RegulationCount, SessionRecord, Store, Transaction, UserRecord
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,16 @@ class AdminService:
         with self._store.transaction(readonly=True) as tx:
             user_id = None if username is None else _find(tx, username).id
             return tx.sessions.list_live(self._clock(), user_id=user_id)
+
+    def login_counts(self, username: str) -> list[RegulationCount]:
+        """The name's login regulation counts (services/regulation.py), account or not."""
+        with self._store.transaction(readonly=True) as tx:
+            return tx.regulation.of(canonical_username(username))
+
+    def unban(self, username: str) -> int:
+        """Forget every login count of the name, bans included; returns how many there were."""
+        with self._store.transaction() as tx:
+            return tx.regulation.forget(canonical_username(username))
 
     def revoke_session(self, session_id: str) -> None:
         with self._store.transaction() as tx:

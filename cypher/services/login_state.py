@@ -19,21 +19,23 @@ import pysodium
 from cypher.domain import SealedValue
 from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
 from cypher.services.sealing import Sealer, SealError, parse_sealed_id, sealed_id
+from cypher.services.users import USERNAME_LENGTH
 
 SEALED_LOGIN_STATE = "login_state"
 RECORD_FINGERPRINT_BYTES = 16
 NO_RECORD = bytes(RECORD_FINGERPRINT_BYTES)  # an unknown name: answered from a fake record
 NO_USER = 0  # user ids start at 1
-# Started (microseconds since the epoch), user id, record fingerprint, expected KE3: a fixed size,
-# so every loginId has one length whatever the name (RFC 9807 section 10.9).
-_LAYOUT = struct.Struct(f">QQ{RECORD_FINGERPRINT_BYTES}s{EXPECTED_AUTH_BYTES}s")
+# Started (microseconds since the epoch), user id, record fingerprint, expected KE3, the name
+# (NUL-padded): a fixed size, so every loginId has one length whatever the name (RFC 9807 section 10.9).
+_LAYOUT = struct.Struct(f">QQ{RECORD_FINGERPRINT_BYTES}s{EXPECTED_AUTH_BYTES}s{USERNAME_LENGTH}s")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
 class LoginState:
-    user_id: int | None  # None for a name with no account: the login can only fail
+    username: str  # as canonicalised, with an account or not: login regulation counts by it
+    user_id: int | None  # None for a name with no account (or banned): the login can only fail
     record_fingerprint: bytes  # of the sealed OPAQUE record that answered KE1 (NO_RECORD if none)
     expected_client_auth: bytes  # what KE3 must equal
     started_at: datetime
@@ -69,6 +71,7 @@ class LoginStateSealer:
             NO_USER if state.user_id is None else state.user_id,
             state.record_fingerprint,
             state.expected_client_auth,
+            state.username.encode("ascii"),
         )
         # Bound to no name: the account id and record fingerprint inside say whose login it is.
         return sealed_id(self._sealer.seal(plaintext, username="", purpose=SEALED_LOGIN_STATE))
@@ -80,10 +83,11 @@ class LoginStateSealer:
             return None
         try:
             plaintext = self._sealer.open(sealed, username="", purpose=SEALED_LOGIN_STATE)
-            started_us, user_id, fingerprint, expected_client_auth = _LAYOUT.unpack(plaintext)
+            started_us, user_id, fingerprint, expected_client_auth, username = _LAYOUT.unpack(plaintext)
         except (SealError, struct.error):
             return None
         state = LoginState(
+            username=username.rstrip(b"\x00").decode("ascii"),
             user_id=None if user_id == NO_USER else user_id,
             record_fingerprint=fingerprint,
             expected_client_auth=expected_client_auth,

@@ -9,13 +9,15 @@ from cypher.store import Store
 
 
 class MaintenanceService:
-    def __init__(self, store: Store, clock: Clock, pending_ttl: timedelta) -> None:
+    def __init__(self, store: Store, clock: Clock, pending_ttl: timedelta, regulation_memory: timedelta) -> None:
         self._store = store
         self._clock = clock
         self._pending_ttl = pending_ttl
+        self._regulation_memory = regulation_memory  # how long a quiet login count is kept
 
     def purge(self) -> dict[str, int]:
-        """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
+        """Delete expired pending accounts, protocol state, pass-auth records, ended sessions and
+        login counts that went quiet (no attempt and no ban for the longest ban's time)."""
         now = self._clock()
         with self._store.transaction() as tx:
             return {
@@ -24,4 +26,5 @@ class MaintenanceService:
                 "spent_logins": tx.spent_logins.delete_expired(now),
                 "pass_auth_records": tx.pass_auth_uses.delete_expired(now),
                 "ended_sessions": tx.sessions.delete_ended(now),
+                "login_counts": tx.regulation.delete_quiet(now - self._regulation_memory),
             }

@@ -34,7 +34,9 @@ from cypher.services.opaque_protocol import (
     OpaqueProtocolError,
 )
 from cypher.services.registration_state import RegistrationState, RegistrationStateSealer
+from cypher.services.regulation import LoginRegulation
 from cypher.services.sealing import Sealer
+from cypher.services.sessions import ClientInfo
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
 from cypher.store import OpenRegistration, Store, StoreConflict, UserRecord
@@ -96,6 +98,7 @@ class OpaqueService:
         tokens: TokenService,
         clock: Clock,
         lifetimes: OpaqueLifetimes,
+        regulation: LoginRegulation,
     ) -> None:
         self._store = store
         self._protocol = protocol
@@ -105,6 +108,7 @@ class OpaqueService:
         self._tokens = tokens
         self._clock = clock
         self._lifetimes = lifetimes
+        self._regulation = regulation
         self._swept_at: datetime | None = None
 
     @property
@@ -198,11 +202,15 @@ class OpaqueService:
         record = self._protocol.user_record(server_secret, registration_record)
         return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 
-    def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
+    def start_login(self, raw_username: object, ke1: bytes, client: ClientInfo) -> LoginStarted:
         username = canonical_username(raw_username)
-        with self._store.transaction(readonly=True) as tx:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            admission = self._regulation.admit(tx, username, client.ip, now)
             user = tx.users.by_name(username)
-        if user is None:
+        if user is None or not admission.admitted:
+            # A banned name answers as a name without an account: the client sees a wrong password.
+            user = None
             record, fingerprint = self._protocol.fake_user_record(username), NO_RECORD
         else:
             record = self._sealer.open(user.opaque_record, username=username, purpose=SEALED_OPAQUE_RECORD)
@@ -210,15 +218,16 @@ class OpaqueService:
         response = _protocol_call(self._protocol.login_response, ke1, record, username)
         login_id = self._login_states.seal(
             LoginState(
+                username=username,
                 user_id=None if user is None else user.id,
                 record_fingerprint=fingerprint,
                 expected_client_auth=response.expected_client_auth,
-                started_at=self._clock(),
+                started_at=now,
             )
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
 
-    def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
+    def finish_login(self, login_id: str, ke3: bytes, client: ClientInfo) -> LoginFinished:
         if len(ke3) != KE3_BYTES:
             raise InvalidMessage(f"finishLoginRequest must be {KE3_BYTES} bytes, not {len(ke3)}")
         opened = self._login_states.open(login_id)
@@ -229,6 +238,8 @@ class OpaqueService:
         expires_at = state.started_at + self._lifetimes.login_state
         if expires_at <= now:
             raise LoginExpired()
+        # A wrong KE3 and an unknown name look alike, and cost the same statements below.
+        authenticated = self._protocol.client_authenticated(state.expected_client_auth, ke3)
         try:
             with self._store.transaction() as tx:
                 if self._sweep_due(now):
@@ -237,15 +248,17 @@ class OpaqueService:
                 # Read by id even for an unknown name (no row has id NULL): both cases run the
                 # same statements.
                 user = tx.users.by_id(state.user_id)
+                current = user is not None and record_fingerprint(user.opaque_record) == state.record_fingerprint
+                if not authenticated:
+                    self._regulation.admit(tx, state.username, client.ip, now)  # one more guess
+                elif current:
+                    self._regulation.forgive(tx, state.username, client.ip)
         except StoreConflict:
             raise LoginExpired() from None  # used before
-        if state.user_id is not None and (
-            user is None or record_fingerprint(user.opaque_record) != state.record_fingerprint
-        ):
+        if state.user_id is not None and not current:
             # Deleted since, or its password changed: what answered KE1 is no longer the record.
             raise LoginExpired()
-        # A wrong KE3 and an unknown name look alike.
-        if not self._protocol.client_authenticated(state.expected_client_auth, ke3) or user is None:
+        if not authenticated or user is None:
             raise InvalidCredentials()
         if user.status == STATUS_DISABLED:
             raise AccountDisabled()

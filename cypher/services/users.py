@@ -6,7 +6,8 @@ import re
 
 from cypher.services.errors import InvalidUsername
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{3,64}")
+USERNAME_LENGTH = 64  # at most; ASCII only, so as many bytes
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9._@-]{{3,{USERNAME_LENGTH}}}")
 
 
 def canonical_username(raw: object) -> str:

@@ -28,9 +28,11 @@ from cypher.store.records import (
     OpenRegistration,
     PassAuthUse,
     RefreshableSession,
+    RegulationCount,
     SessionRecord,
     UserRecord,
 )
+from cypher.store.regulation import Regulation
 from cypher.store.second_factor import PassAuthUses, RecoveryCodes
 from cypher.store.sessions import Sessions
 from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
@@ -40,6 +42,7 @@ __all__ = [
     "OpenRegistration",
     "PassAuthUse",
     "RefreshableSession",
+    "RegulationCount",
     "SessionRecord",
     "Store",
     "StoreConflict",
@@ -58,6 +61,7 @@ class Transaction:
         self.recovery_codes = RecoveryCodes(connection)
         self.pass_auth_uses = PassAuthUses(connection)
         self.sessions = Sessions(connection)
+        self.regulation = Regulation(connection)
 
 
 class Store:

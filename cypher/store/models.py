@@ -133,3 +133,19 @@ class UserSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # NULL only for a session migrated without an unspent token: it accepts no refresh token.
     refresh_token_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LoginRegulation(Base):
+    """Password logins started and not completed, per account name (address "") and per name and
+    client address: an OPAQUE server never sees a wrong password, so each KE2 answered counts as
+    one guess until a login completes. The primary key serves the lookups by name."""
+
+    __tablename__ = "login_regulation"
+
+    username: Mapped[str] = mapped_column(String(USERNAME_LENGTH), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" for the name's own count
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer)
+    banned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bans: Mapped[int] = mapped_column(Integer)  # in a row, for the backoff
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -70,3 +70,15 @@ class NewSession:
     expires_at: datetime
     ip: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True)
+class RegulationCount:
+    """One row of login regulation: a name's count (address "") or a name and address pair's."""
+
+    username: str
+    address: str
+    window_started_at: datetime
+    attempts: int
+    banned_until: datetime | None
+    bans: int
