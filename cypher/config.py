@@ -99,7 +99,7 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "RATELIMIT_KEY_PREFIX": env.get("CYPHER_RATELIMIT_KEY_PREFIX") or "cypher",
         # Login regulation (services/regulation.py): password logins started and not completed
         # per name and address, and per name, in a window; past either budget a ban that doubles.
-        "LOGIN_WINDOW": _integer(env, "CYPHER_LOGIN_WINDOW", 15 * 60),
+        "LOGIN_WINDOW": _integer(env, "CYPHER_LOGIN_WINDOW", 3600),
         "LOGIN_ATTEMPTS_PER_ADDRESS": _integer(env, "CYPHER_LOGIN_ATTEMPTS_PER_ADDRESS", 10),
         "LOGIN_ATTEMPTS_PER_NAME": _integer(env, "CYPHER_LOGIN_ATTEMPTS_PER_NAME", 100),
         "LOGIN_BAN": _integer(env, "CYPHER_LOGIN_BAN", 5 * 60),
