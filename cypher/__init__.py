@@ -11,12 +11,14 @@ from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cypher.config import ConfigError, load_config, production_problems
+from cypher.config import ConfigError, load_config, production_problems, trusted_hosts
+from cypher.cookies import SessionCookies
 from cypher.forward_auth import ForwardAuth
-from cypher.http import install_http_conventions
+from cypher.http import WsgiApp, install_http_conventions
 from cypher.keys import load_or_create_keyring, permissions_too_open
 from cypher.observability import RequestObserver, install_observability
 from cypher.ratelimit import install_rate_limits
+from cypher.request_auth import COOKIES_EXTENSION
 from cypher.security_headers import SecurityHeaders
 from cypher.services.clock import system_clock
 from cypher.static_types import register_static_types
@@ -41,6 +43,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         problems = production_problems(app.config, permissions_too_open(keys_path))
         if problems:
             raise ConfigError("Cypher will not start in production: " + "; ".join(problems) + ".")
+    # Flask's own Host check, on every request it routes; the gateway below makes the same one.
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(app.config)
+    # Named once, here: every view, the gateway and the tests read them from this one place.
+    cookies = SessionCookies.for_settings(app.config["COOKIE_SECURE"], app.config["COOKIE_DOMAIN"])
+    app.extensions[COOKIES_EXTENSION] = cookies
     store = Store(app.config["DATABASE_URL"])
     if app.config["MIGRATE_ON_START"]:
         upgrade(store.engine)
@@ -61,12 +68,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         CORS(app, origins=app.config["ALLOWED_ORIGINS"], supports_credentials=True, always_send=False)
 
     # The WSGI layers, outermost first: request ids, metrics and logs; security headers; the
-    # nginx gateway's /auth/verify, answered before Flask; the client address behind proxies.
-    wsgi_app = app.wsgi_app
+    # client address and host behind proxies (the gateway checks the host as the proxy saw it);
+    # the nginx gateway's /auth/verify, answered before Flask.
+    wsgi_app: WsgiApp = ForwardAuth(
+        app.wsgi_app, services.sessions, app.json, cookies.access.name, app.config["TRUSTED_HOSTS"]
+    )
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         wsgi_app = ProxyFix(wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
-    wsgi_app = ForwardAuth(wsgi_app, services.sessions, app.json)
     wsgi_app = SecurityHeaders(wsgi_app, production=app.config["CYPHER_ENV"] == "production")
     app.wsgi_app = RequestObserver(wsgi_app, metrics)  # type: ignore[method-assign]
 

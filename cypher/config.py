@@ -7,11 +7,15 @@ Each setting is documented in docs/configuration.md. `load_config()` returns a p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 DEFAULT_SERVER_ID = "localhost"
+# The Host names development and testing answer to when CYPHER_ALLOWED_HOSTS is empty: a web page
+# that points its own name at 127.0.0.1 (DNS rebinding) still sends that name, so it is refused.
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
 class ConfigError(Exception):
@@ -62,6 +66,33 @@ def _origins(raw: str) -> list[str]:
     return origins
 
 
+# A host name or IPv4 address, lower-case, with an optional port; a leading dot allows every
+# subdomain (werkzeug's TRUSTED_HOSTS rules, which cannot match an IPv6 address).
+_ALLOWED_HOST = re.compile(r"\.?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::[0-9]{1,5})?")
+# A cookie's Domain: a dotted host name (a browser refuses a single label or an address's part).
+_COOKIE_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+
+
+def _allowed_hosts(raw: str) -> list[str]:
+    hosts = [host.strip().lower() for host in raw.split(",") if host.strip()]
+    for host in hosts:
+        if not _ALLOWED_HOST.fullmatch(host):
+            raise ConfigError(
+                f"CYPHER_ALLOWED_HOSTS: {host!r} is not a host name like login.example.com "
+                "(a port may follow; an IPv6 address needs a host name)"
+            )
+    return hosts
+
+
+def _cookie_domain(raw: str) -> str | None:
+    domain = raw.strip().lower().removeprefix(".")
+    if not domain:
+        return None
+    if not _COOKIE_DOMAIN.fullmatch(domain):
+        raise ConfigError(f"CYPHER_COOKIE_DOMAIN: {raw!r} is not a parent domain like example.com")
+    return domain
+
+
 def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every CYPHER_* setting; paths default into the instance folder."""
     env = os.environ if environ is None else environ
@@ -84,6 +115,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "ACCESS_TTL": _integer(env, "CYPHER_ACCESS_TTL", 900),
         "REFRESH_TTL": _integer(env, "CYPHER_REFRESH_TTL", 30 * 24 * 3600),
         "COOKIE_SECURE": _boolean(env, "CYPHER_COOKIE_SECURE", mode != "development"),
+        # Set only when applications on sibling subdomains sit behind the gate: the access cookie
+        # then goes to them all, and can be planted by any of them (cypher/cookies.py).
+        "COOKIE_DOMAIN": _cookie_domain(env.get("CYPHER_COOKIE_DOMAIN", "")),
         "MIGRATE_ON_START": _boolean(env, "CYPHER_MIGRATE_ON_START", True),
         "TOTP_ISSUER": env.get("CYPHER_TOTP_ISSUER") or "Cypher",
         # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. Their
@@ -108,6 +142,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
         # request arrives with is not the browser's). CORS answers them; the Origin check too.
         "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),
+        # The Host names (after a trusted proxy's X-Forwarded-Host) Cypher answers to; any other is
+        # refused, against DNS rebinding. Empty: LOCAL_HOSTS outside production, which refuses it.
+        "ALLOWED_HOSTS": _allowed_hosts(env.get("CYPHER_ALLOWED_HOSTS", "")),
     }
 
 
@@ -122,4 +159,13 @@ def production_problems(config: Mapping[str, Any], keys_file_too_open: bool) -> 
         problems.append("CYPHER_SERVER_ID is not set: set it to the public host name, before anyone registers")
     if not config["ALLOWED_ORIGINS"]:
         problems.append("CYPHER_ALLOWED_ORIGINS is empty: list the public origin(s), e.g. https://login.example.com")
+    if not config["ALLOWED_HOSTS"]:
+        problems.append(
+            "CYPHER_ALLOWED_HOSTS is empty: list the public host name(s) Cypher is reached by, e.g. login.example.com"
+        )
     return problems
+
+
+def trusted_hosts(config: Mapping[str, Any]) -> list[str]:
+    """The Host names to answer to: CYPHER_ALLOWED_HOSTS, or else LOCAL_HOSTS."""
+    return list(config["ALLOWED_HOSTS"] or LOCAL_HOSTS)

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask.json.provider import JSONProvider
+from werkzeug.exceptions import SecurityError
 from werkzeug.sansio.http import parse_cookie
+from werkzeug.wsgi import get_host
 
-from cypher.http import WsgiApp
+from cypher.http import HOST_REFUSED_CODE, HOST_REFUSED_MESSAGE, WsgiApp
 from cypher.observability import ENDPOINT_KEY
-from cypher.request_auth import ACCESS_COOKIE, bearer_from
+from cypher.request_auth import bearer_from
 from cypher.services.errors import InvalidToken
 from cypher.services.sessions import SessionService
 
@@ -34,19 +36,34 @@ Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 class ForwardAuth:
-    """WSGI middleware answering GET and HEAD /auth/verify; everything else goes to `wsgi_app`."""
+    """WSGI middleware answering GET and HEAD /auth/verify; everything else goes to `wsgi_app`.
 
-    def __init__(self, wsgi_app: WsgiApp, sessions: SessionService, json: JSONProvider) -> None:
+    `access_cookie` is the access cookie's name and `allowed_hosts` Flask's TRUSTED_HOSTS, both as
+    create_app settled them for the rest of the application.
+    """
+
+    def __init__(
+        self,
+        wsgi_app: WsgiApp,
+        sessions: SessionService,
+        json: JSONProvider,
+        access_cookie: str,
+        allowed_hosts: list[str],
+    ) -> None:
         self._wsgi_app = wsgi_app
         self._sessions = sessions
         self._json = json  # the application's, so error bodies are written as every other
+        self._access_cookie = access_cookie
+        self._allowed_hosts = allowed_hosts
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
             return self._wsgi_app(environ, start_response)
         environ[ENDPOINT_KEY] = ENDPOINT
         method = environ.get("REQUEST_METHOD", "")
-        if method in METHODS:
+        if not self._host_allowed(environ):
+            status, headers, body = self._error("400 BAD REQUEST", HOST_REFUSED_CODE, HOST_REFUSED_MESSAGE)
+        elif method in METHODS:
             status, headers, body = self._verify(environ)
         else:
             status, headers, body = self._error("405 METHOD NOT ALLOWED", "method_not_allowed", "Use GET or HEAD.")
@@ -54,13 +71,21 @@ class ForwardAuth:
         start_response(status, headers)
         return [b"" if method == "HEAD" else body]
 
+    def _host_allowed(self, environ: dict[str, Any]) -> bool:
+        """The check Flask makes of TRUSTED_HOSTS for every other request (werkzeug's get_host)."""
+        try:
+            get_host(environ, self._allowed_hosts)
+        except SecurityError:
+            return False
+        return True
+
     def _verify(self, environ: dict[str, Any]) -> Answer:
         token = bearer_from(environ.get("HTTP_AUTHORIZATION", ""))
-        if token is None and ACCESS_COOKIE in environ.get("HTTP_COOKIE", ""):
+        if token is None and self._access_cookie in environ.get("HTTP_COOKIE", ""):
             # The header arrives as latin-1 (PEP 3333); a byte that is not UTF-8, in any cookie of
             # the site, must not fail the gate: it becomes U+FFFD, which no token holds.
             cookie = environ["HTTP_COOKIE"].encode("latin-1").decode(errors="replace")
-            token = parse_cookie(cookie).get(ACCESS_COOKIE)
+            token = parse_cookie(cookie).get(self._access_cookie)
         try:
             if not token:
                 raise InvalidToken("Log in first.")

@@ -12,7 +12,7 @@ from typing import IO, Any, Literal, NoReturn, cast, overload
 from flask import Flask, Request, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sansio.app import App
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge, TooManyRequests
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge, SecurityError, TooManyRequests
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
@@ -35,6 +35,10 @@ HTTP_ERROR_CODES: dict[int, str] = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+# A Host outside CYPHER_ALLOWED_HOSTS (werkzeug's SecurityError from Flask's TRUSTED_HOSTS check,
+# and the gateway's own check): the name is not echoed back.
+HOST_REFUSED_CODE = "invalid_host"
+HOST_REFUSED_MESSAGE = "This server does not answer to the host name in the request (Host or X-Forwarded-Host)."
 
 
 def _not_json(value: object) -> NoReturn:
@@ -177,6 +181,8 @@ def _domain_error(error: CypherError) -> Response:
 
 
 def _http_error(error: HTTPException) -> Response:
+    if isinstance(error, SecurityError):
+        return error_response(400, HOST_REFUSED_CODE, HOST_REFUSED_MESSAGE)
     status = error.code or 500
     message = error.description or error.name
     if status == 413:

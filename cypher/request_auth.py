@@ -7,20 +7,22 @@ import re
 
 from flask import Response, current_app, jsonify, request
 
+from cypher.cookies import Cookie, SessionCookies
 from cypher.http import JsonObject
 from cypher.services.errors import InvalidToken, OriginRejected
 from cypher.services.sessions import ClientInfo, Principal, SessionTokens
 from cypher.wiring import services
 
-ACCESS_COOKIE = "cypher_access"
-REFRESH_COOKIE = "cypher_refresh"
-PASS_AUTH_COOKIE = "cypher_pass_auth"
-REFRESH_PATH = "/api/refresh-token"
-PASS_AUTH_PATH = "/totp"
-COOKIE_PATHS = {ACCESS_COOKIE: "/", REFRESH_COOKIE: REFRESH_PATH, PASS_AUTH_COOKIE: PASS_AUTH_PATH}
+COOKIES_EXTENSION = "cypher.cookies"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # What a cookie of ours may hold: a PASETO token (base64url parts and dots), or nothing.
 COOKIE_VALUE = re.compile(r"[A-Za-z0-9_.-]*")
+
+
+def session_cookies() -> SessionCookies:
+    """This application's cookies, as create_app named them."""
+    cookies: SessionCookies = current_app.extensions[COOKIES_EXTENSION]
+    return cookies
 
 
 def client_info() -> ClientInfo:
@@ -51,7 +53,7 @@ def check_origin() -> None:
         raise OriginRejected()
 
 
-def token_from(body: JsonObject | None, field: str | None, cookie: str, *, changes_state: bool = True) -> str | None:
+def token_from(body: JsonObject | None, field: str | None, cookie: Cookie, *, changes_state: bool = True) -> str | None:
     """A token from the Authorization header, a body field, or a cookie.
 
     A cookie is sent by the browser on its own, so when the request changes state the Origin
@@ -61,43 +63,44 @@ def token_from(body: JsonObject | None, field: str | None, cookie: str, *, chang
     if token is None and body is not None and field is not None:
         value = body.get(field)
         token = value if isinstance(value, str) and value else None
-    if token is None and cookie in request.cookies:
+    if token is None and cookie.name in request.cookies:
         if changes_state:
             check_origin()
-        token = request.cookies[cookie]
+        token = request.cookies[cookie.name]
     return token
 
 
 def current_principal() -> Principal:
     """The caller's live session, from the bearer token or the access cookie."""
-    token = token_from(None, None, ACCESS_COOKIE)
+    token = token_from(None, None, session_cookies().access)
     if token is None:
         raise InvalidToken("Log in first.")
     return services().sessions.verify(token)
 
 
-def set_token_cookie(response: Response, name: str, token: str, max_age: int) -> None:
-    """Set one of our cookies: HttpOnly, SameSite=Strict, Secure when configured, on its path."""
+def set_token_cookie(response: Response, cookie: Cookie, token: str, max_age: int) -> None:
+    """Set one of our cookies: HttpOnly, SameSite=Strict, with its name, path, domain and Secure."""
     if not COOKIE_VALUE.fullmatch(token):  # a token never needs quoting; anything else is a bug
-        raise ValueError(f"the {name} cookie holds a token: base64url characters and dots only")
+        raise ValueError(f"the {cookie.name} cookie holds a token: base64url characters and dots only")
     response.set_cookie(
-        name,
+        cookie.name,
         token,
         max_age=max_age,
-        path=COOKIE_PATHS[name],
-        secure=current_app.config["COOKIE_SECURE"],
+        path=cookie.path,
+        domain=cookie.domain,
+        secure=cookie.secure,
         httponly=True,
         samesite="Strict",
     )
 
 
 def set_pass_auth_cookie(response: Response, token: str, max_age: int) -> None:
-    set_token_cookie(response, PASS_AUTH_COOKIE, token, max_age)
+    set_token_cookie(response, session_cookies().pass_auth, token, max_age)
 
 
-def clear_cookie(response: Response, name: str) -> None:
+def clear_cookie(response: Response, cookie: Cookie) -> None:
     response.delete_cookie(
-        name, path=COOKIE_PATHS[name], secure=current_app.config["COOKIE_SECURE"], httponly=True, samesite="Strict"
+        cookie.name, path=cookie.path, domain=cookie.domain, secure=cookie.secure, httponly=True, samesite="Strict"
     )
 
 
@@ -113,8 +116,9 @@ def session_response(tokens: SessionTokens) -> Response:
             "refreshExpiresIn": tokens.refresh.lifetime_seconds,
         }
     )
-    set_token_cookie(response, ACCESS_COOKIE, tokens.access.token, tokens.access.lifetime_seconds)
-    set_token_cookie(response, REFRESH_COOKIE, tokens.refresh.token, tokens.refresh.lifetime_seconds)
+    cookies = session_cookies()
+    set_token_cookie(response, cookies.access, tokens.access.token, tokens.access.lifetime_seconds)
+    set_token_cookie(response, cookies.refresh, tokens.refresh.token, tokens.refresh.lifetime_seconds)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -123,6 +127,7 @@ def ended_session_response(body: JsonObject | None, status: int = 200) -> Respon
     """A response that clears the session cookies; with a JSON body, or empty."""
     response = jsonify(body) if body is not None else Response()
     response.status_code = status
-    clear_cookie(response, ACCESS_COOKIE)
-    clear_cookie(response, REFRESH_COOKIE)
+    cookies = session_cookies()
+    clear_cookie(response, cookies.access)
+    clear_cookie(response, cookies.refresh)
     return response

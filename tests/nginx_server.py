@@ -131,6 +131,7 @@ def cypher_behind_nginx(workdir: Path, settings: dict[str, str] | None = None) -
         "CYPHER_ENV": "production",
         "CYPHER_SERVER_ID": "cypher.test",
         "CYPHER_ALLOWED_ORIGINS": base,
+        "CYPHER_ALLOWED_HOSTS": "127.0.0.1",  # the name the tests and Chromium reach nginx by
         "CYPHER_TRUSTED_PROXIES": "1",
         **(settings or {}),
     }

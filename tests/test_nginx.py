@@ -40,8 +40,10 @@ def test_through_nginx_over_tls_with_the_auth_request_gate(stack: Stack) -> None
 
     login = OpaqueActions(browser).login("alice", "correct horse battery staple")  # type: ignore[arg-type]
     assert login is not None and login.status_code == 200
-    assert "Secure" in login.headers["Set-Cookie"] and "HttpOnly" in login.headers["Set-Cookie"]
-    # The pass-auth cookie (Path=/totp) goes back by itself; the browser's Origin passes the check.
+    pass_auth_cookie = login.headers["Set-Cookie"]
+    assert pass_auth_cookie.startswith("__Host-cypher_pass_auth=") and "Domain=" not in pass_auth_cookie
+    assert {"Secure", "HttpOnly", "Path=/"} <= set(pass_auth_cookie.split("; "))
+    # The pass-auth cookie goes back by itself; the browser's Origin passes the check.
     session = browser.post("/totp/verify-login", json={"code": totp.at(time.time() + 30)})
     assert session.status_code == 200, session.get_json()
     assert session.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -65,23 +67,53 @@ def test_the_guarded_app_never_sees_cyphers_credentials(stack: Stack) -> None:
     assert browser.post("/totp/verify-setup", json={"code": totp.now()}, headers=bearer).status_code == 200
     assert OpaqueActions(browser).login("bob", "correct horse battery staple") is not None  # type: ignore[arg-type]
     session = browser.post("/totp/verify-login", json={"code": totp.at(time.time() + 30)}).get_json()
-    access = session["accessToken"]
+    access, refresh = (
+        f"__Host-cypher_access={session['accessToken']}",
+        f"__Host-cypher_refresh={session['refreshToken']}",
+    )
+    pass_auth = "__Host-cypher_pass_auth=v4.local.pending"
     for cookies, left in (
-        (f"cypher_access={access}", "(none)"),
-        (f"cypher_access={access}; theme=dark", "theme=dark"),
-        (f"theme=dark; cypher_access={access}", "theme=dark"),
-        (f"theme=dark; cypher_access={access}; lang=fr", "theme=dark; lang=fr"),
-        (f"my_cypher_access=keep; cypher_access={access}", "my_cypher_access=keep"),
+        (access, "(none)"),
+        (f"{access}; theme=dark", "theme=dark"),
+        (f"theme=dark; {access}", "theme=dark"),
+        (f"theme=dark; {access}; lang=fr", "theme=dark; lang=fr"),
+        (f"my_cypher_access=keep; {access}", "my_cypher_access=keep"),
+        # In production all three are __Host- cookies on Path=/: the browser sends them all here.
+        (f"{access}; {refresh}; {pass_auth}", "(none)"),
+        (f"{refresh}; theme=dark; {access};lang=fr; {pass_auth}", "theme=dark;lang=fr"),
+        # Every spelling goes: a bare one left from before, a __Secure- one from a cookie domain.
+        (f"cypher_refresh=r; theme=dark; __Secure-cypher_access=a; {access}", "theme=dark"),
+        (
+            f"{access}; x__Host-cypher_access=keep; __Host-cypher_accessory=keep",
+            "x__Host-cypher_access=keep; __Host-cypher_accessory=keep",
+        ),
+        # More than four at once: the app gets no cookies at all rather than one token.
+        (f"theme=dark; {access}; {refresh}; {pass_auth}; cypher_access=a; cypher_refresh=r", "(none)"),
     ):
         fresh = Stack(stack.base, stack.tls).client()  # no cookie jar of its own in the way
         inside = fresh.request("GET", "/app/", headers={"Cookie": cookies})
         assert inside.status_code == 200 and inside.body == b"hello bob", cookies
         assert inside.headers["X-Seen-Cookie"] == left
         assert inside.headers["X-Seen-Authorization"] == "(none)"
-    by_bearer = (
-        Stack(stack.base, stack.tls).client().request("GET", "/app/", headers={"Authorization": f"Bearer {access}"})
-    )
+    bearer = {"Authorization": f"Bearer {session['accessToken']}"}
+    by_bearer = Stack(stack.base, stack.tls).client().request("GET", "/app/", headers=bearer)
     assert by_bearer.status_code == 200 and by_bearer.headers["X-Seen-Authorization"] == "(none)"
+    # A bare cypher_access, as a sibling subdomain could plant it, is no session in production.
+    planted = (
+        Stack(stack.base, stack.tls).client().request("GET", "/app/", headers={"Cookie": access[len("__Host-") :]})
+    )
+    assert planted.status_code == 302
+
+
+def test_a_host_cypher_does_not_serve_is_refused_through_nginx(stack: Stack) -> None:
+    """DNS rebinding: nginx passes the browser's Host on ($host), to the gate's subrequest too."""
+    client = stack.client()
+    for path in ("/login", "/api/opaque-config"):
+        refused = client.request("GET", path, headers={"Host": "attacker.example"})
+        assert refused.status_code == 400 and refused.get_json()["code"] == "invalid_host", path
+    # The gate refuses the subrequest, so nginx lets nobody through (it answers 500, not the app).
+    assert client.request("GET", "/app/", headers={"Host": "attacker.example"}).status_code == 500
+    assert client.get("/login").status_code == 200
 
 
 def test_every_static_file_has_a_type_the_browser_accepts(stack: Stack) -> None:

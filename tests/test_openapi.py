@@ -4,8 +4,8 @@ The document must be OpenAPI 3.1, list exactly the (path, method) pairs the app 
 routes and the gateway answered before them), resolve every `$ref`, and give each error response
 only `code` values the server really uses, under the status the server sends them with. The
 server's codes are read from the code itself: the error classes of cypher/services/errors.py with
-their statuses, `cypher.http.HTTP_ERROR_CODES` (werkzeug's errors), and the literal codes passed
-to `error_response(` anywhere in cypher/.
+their statuses, `cypher.http.HTTP_ERROR_CODES` (werkzeug's errors), the refused Host's code, and
+the literal codes passed to `error_response(` anywhere in cypher/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 from flask import Flask
 
 from cypher import forward_auth
-from cypher.http import HTTP_ERROR_CODES
+from cypher.http import HOST_REFUSED_CODE, HTTP_ERROR_CODES
 from cypher.services import errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,7 @@ def server_statuses_by_code() -> dict[str, set[int]]:
     """Every error code the server can send, with the statuses it sends it under."""
     pairs = [(error.status, error.code) for error in error_classes()]
     pairs += [(status, code) for status, code in HTTP_ERROR_CODES.items()]
+    pairs.append((400, HOST_REFUSED_CODE))  # a Host outside CYPHER_ALLOWED_HOSTS, on every path
     for source_file in sorted(SOURCE_DIR.rglob("*.py")):
         pairs += [
             (int(status), code)

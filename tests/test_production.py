@@ -13,6 +13,7 @@ SECURE = {
     "CYPHER_ENV": "production",
     "SERVER_ID": "login.example.com",
     "ALLOWED_ORIGINS": ["https://login.example.com"],
+    "ALLOWED_HOSTS": ["login.example.com"],
     "COOKIE_SECURE": True,
     "RATELIMIT_ENABLED": False,
 }
@@ -38,6 +39,7 @@ def test_a_secure_setup_starts_and_sends_hsts(production_config: dict[str, objec
         ({"COOKIE_SECURE": False}, "cookies would not be Secure"),
         ({"SERVER_ID": "localhost"}, "CYPHER_SERVER_ID is not set"),
         ({"ALLOWED_ORIGINS": []}, "CYPHER_ALLOWED_ORIGINS is empty"),
+        ({"ALLOWED_HOSTS": []}, "CYPHER_ALLOWED_HOSTS is empty: list the public host name"),
     ],
 )
 def test_each_insecure_setup_is_refused(
@@ -57,5 +59,6 @@ def test_a_keys_file_others_can_read_is_refused(production_config: dict[str, obj
 def test_development_tolerates_what_production_refuses(tmp_path: Path) -> None:
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db'}", "KEYS_FILE": str(tmp_path / "keys.json")})
     assert app.config["CYPHER_ENV"] == "development" and not app.config["COOKIE_SECURE"]
+    assert not app.config["ALLOWED_HOSTS"]
     assert "Strict-Transport-Security" not in app.test_client().get("/healthz").headers
     app.extensions["cypher"].store.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from cypher.request_auth import ACCESS_COOKIE
+from cypher.request_auth import session_cookies
 from cypher.services.errors import CypherError
 from cypher.services.sessions import Principal
 from cypher.wiring import services
@@ -17,7 +17,7 @@ LEGACY_PATHS = {"/api/login": "pages.login", "/api/register": "pages.register", 
 
 
 def _principal() -> Principal | None:
-    token = request.cookies.get(ACCESS_COOKIE)
+    token = request.cookies.get(session_cookies().access.name)
     if not token:
         return None
     try:

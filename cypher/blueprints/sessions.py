@@ -9,10 +9,9 @@ from flask import Blueprint, Response
 
 from cypher.http import JsonObject, optional_json_body
 from cypher.request_auth import (
-    ACCESS_COOKIE,
-    REFRESH_COOKIE,
     current_principal,
     ended_session_response,
+    session_cookies,
     session_response,
     token_from,
 )
@@ -30,7 +29,7 @@ def _timestamp(moment: datetime) -> str:
 @bp.post("/refresh-token")
 def refresh_token() -> Response:
     body = optional_json_body()
-    token = token_from(body, "refreshToken", REFRESH_COOKIE)
+    token = token_from(body, "refreshToken", session_cookies().refresh)
     if token is None:
         raise InvalidToken("Send refreshToken or the refresh cookie.")
     try:
@@ -44,7 +43,7 @@ def refresh_token() -> Response:
 def verify_access() -> JsonObject | tuple[JsonObject, int]:
     body = optional_json_body()
     try:
-        token = token_from(body, "accessToken", ACCESS_COOKIE, changes_state=False)
+        token = token_from(body, "accessToken", session_cookies().access, changes_state=False)
         if token is None:
             raise InvalidToken("Send an access token.")
         principal = services().sessions.verify(token)

@@ -6,10 +6,10 @@ from flask import Blueprint, Response, jsonify
 
 from cypher.http import JsonObject, json_body, optional_string_field, string_field
 from cypher.request_auth import (
-    PASS_AUTH_COOKIE,
     bearer_token,
     clear_cookie,
     client_info,
+    session_cookies,
     session_response,
     token_from,
 )
@@ -53,10 +53,10 @@ def verify_setup() -> Response:
 def verify_login() -> Response:
     body = json_body()
     code, recovery_code = _one_code(body)
-    pass_auth = token_from(body, "passAuthToken", PASS_AUTH_COOKIE)
+    pass_auth = token_from(body, "passAuthToken", session_cookies().pass_auth)
     tokens = services().totp.verify_login(pass_auth, code, recovery_code, client_info())
     response = session_response(tokens)
-    clear_cookie(response, PASS_AUTH_COOKIE)
+    clear_cookie(response, session_cookies().pass_auth)
     return response
 
 

@@ -1,6 +1,6 @@
 """A person in Chromium through the documented deployment: the shipped nginx file over TLS in
-front of gunicorn in production mode. Register with TOTP, log in and change the password, with
-every module loaded as JavaScript and no console error on the way."""
+front of gunicorn in production mode. Register with TOTP, log in (with the `__Host-` cookies) and
+change the password, with every module loaded as JavaScript and no console error on the way."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def test_register_log_in_and_change_the_password_through_nginx(page: Page, stack
     codes, _ = register(page, stack.base, "Carol")
     log_in(page, stack.base, "carol", PASSWORD, codes.next())
     expect(page.locator("#scripts-missing")).to_have_count(0)
+    # Chromium took the production cookies under their __Host- names, with what that prefix demands.
+    cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    assert set(cookies) == {"__Host-cypher_access", "__Host-cypher_refresh"}
+    assert all(cookie["secure"] and cookie["path"] == "/" and cookie["httpOnly"] for cookie in cookies.values())
     change_password(page, stack.base, "carol", NEW_PASSWORD, codes.next())
 
     assert failed == []
