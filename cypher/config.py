@@ -101,6 +101,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
         # request arrives with is not the browser's). CORS answers them; the Origin check too.
         "ALLOWED_ORIGINS": _origins(env.get("CYPHER_ALLOWED_ORIGINS", "")),
+        # Days an audit event is kept before `flask --app cypher purge` deletes it: long enough to
+        # look back at an incident noticed months later; not for ever, since addresses are personal data.
+        "AUDIT_RETENTION_DAYS": _integer(env, "CYPHER_AUDIT_RETENTION_DAYS", 180),
     }
 
 

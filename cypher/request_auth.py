@@ -8,8 +8,9 @@ import re
 from flask import Response, current_app, jsonify, request
 
 from cypher.http import JsonObject
+from cypher.services.client_info import ClientInfo
 from cypher.services.errors import InvalidToken, OriginRejected
-from cypher.services.sessions import ClientInfo, Principal, SessionTokens
+from cypher.services.sessions import Principal, SessionTokens
 from cypher.wiring import services
 
 ACCESS_COOKIE = "cypher_access"

@@ -11,6 +11,7 @@ from flask import current_app
 from cypher.keys import KeyPurpose, KeyRing
 from cypher.services.accounts import AccountService
 from cypher.services.admin import AdminService
+from cypher.services.audit import AuditTrail
 from cypher.services.clock import Clock
 from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
@@ -35,6 +36,7 @@ class Services:
     accounts: AccountService
     maintenance: MaintenanceService
     admin: AdminService
+    audit: AuditTrail
 
 
 def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
@@ -56,6 +58,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         fake_record_secret=keyring[KeyPurpose.FAKE_RECORD].current,
     )
     sealer = Sealer(keyring[KeyPurpose.AT_REST])
+    audit = AuditTrail(store, clock)
     opaque = OpaqueService(
         store,
         protocol,
@@ -67,8 +70,11 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
             login_state=timedelta(seconds=config["LOGIN_STATE_TTL"]),
             pending_account=timedelta(seconds=config["PENDING_TTL"]),
         ),
+        audit,
     )
-    sessions = SessionService(store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]))
+    sessions = SessionService(
+        store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]), audit=audit
+    )
     pending_ttl = timedelta(seconds=config["PENDING_TTL"])
     totp = TotpService(
         store,
@@ -79,9 +85,12 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         clock,
         config["TOTP_ISSUER"],
         pending_ttl,
+        audit,
     )
-    accounts = AccountService(store, opaque, totp)
-    maintenance = MaintenanceService(store, clock, pending_ttl)
+    accounts = AccountService(store, opaque, totp, audit)
+    maintenance = MaintenanceService(
+        store, clock, pending_ttl, audit_retention=timedelta(days=config["AUDIT_RETENTION_DAYS"])
+    )
     return Services(
         store=store,
         keyring=keyring,
@@ -91,7 +100,8 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         totp=totp,
         accounts=accounts,
         maintenance=maintenance,
-        admin=AdminService(store, clock),
+        admin=AdminService(store, clock, audit),
+        audit=audit,
     )
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from cypher import base64url
 from cypher.http import JsonObject, base64url_field, json_body, string_field
-from cypher.request_auth import set_pass_auth_cookie
+from cypher.request_auth import client_info, set_pass_auth_cookie
 from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
@@ -49,6 +49,7 @@ def register_finish() -> tuple[JsonObject, int]:
     finished = services().opaque.finish_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
+        client_info(),
     )
     enrollment = finished.enrollment
     return {
@@ -79,6 +80,7 @@ def login_finish() -> Response:
     finished = services().opaque.finish_login(
         string_field(body, "loginId", MAX_LOGIN_ID_FIELD),
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
+        client_info(),
     )
     pass_auth = finished.pass_auth
     response = jsonify(

@@ -9,13 +9,15 @@ from cypher.store import Store
 
 
 class MaintenanceService:
-    def __init__(self, store: Store, clock: Clock, pending_ttl: timedelta) -> None:
+    def __init__(self, store: Store, clock: Clock, pending_ttl: timedelta, audit_retention: timedelta) -> None:
         self._store = store
         self._clock = clock
         self._pending_ttl = pending_ttl
+        self._audit_retention = audit_retention
 
     def purge(self) -> dict[str, int]:
-        """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
+        """Delete expired pending accounts, protocol state, pass-auth records, ended sessions, and
+        audit events older than the retention."""
         now = self._clock()
         with self._store.transaction() as tx:
             return {
@@ -24,4 +26,5 @@ class MaintenanceService:
                 "spent_logins": tx.spent_logins.delete_expired(now),
                 "pass_auth_records": tx.pass_auth_uses.delete_expired(now),
                 "ended_sessions": tx.sessions.delete_ended(now),
+                "audit_events": tx.audit.delete_before(now - self._audit_retention),
             }

@@ -15,10 +15,13 @@ from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar
 
 from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, SealedValue
+from cypher.services.audit import AuditTrail, Event, Phase
+from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountDisabled,
     AccountPending,
+    CypherError,
     InvalidCredentials,
     InvalidMessage,
     LoginExpired,
@@ -35,7 +38,7 @@ from cypher.services.opaque_protocol import (
 from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import OpenRegistration, Store, StoreConflict
+from cypher.store import OpenRegistration, Store, StoreConflict, UserRecord
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
@@ -93,6 +96,7 @@ class OpaqueService:
         tokens: TokenService,
         clock: Clock,
         lifetimes: OpaqueLifetimes,
+        audit: AuditTrail,
     ) -> None:
         self._store = store
         self._protocol = protocol
@@ -102,6 +106,7 @@ class OpaqueService:
         self._clock = clock
         self._lifetimes = lifetimes
         self._swept_at: datetime | None = None
+        self._audit = audit
 
     @property
     def server_id(self) -> str:
@@ -126,7 +131,9 @@ class OpaqueService:
             raise UsernameTaken() from None
         return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
 
-    def finish_registration(self, raw_username: object, registration_record: bytes) -> RegistrationFinished:
+    def finish_registration(
+        self, raw_username: object, registration_record: bytes, client: ClientInfo
+    ) -> RegistrationFinished:
         username = canonical_username(raw_username)
         # Check the record before the state is spent, so a malformed one can be sent again.
         self.check_registration_record(registration_record)
@@ -138,7 +145,9 @@ class OpaqueService:
                     if tx.users.by_name(username) is not None:
                         raise StoreConflict("user")  # another request finished it first
                 else:
-                    tx.users.add_pending(username, self._sealed_record(username, state, registration_record), now)
+                    record = self._sealed_record(username, state, registration_record)
+                    user = tx.users.add_pending(username, record, now)
+                    self._audit.record(tx, Event.REGISTRATION_FINISHED, client, user_id=user.id, username=username)
         except StoreConflict:
             raise UsernameTaken() from None
         if state is None:
@@ -163,7 +172,7 @@ class OpaqueService:
         _protocol_call(self._protocol.check_registration_record, registration_record)
 
     def finish_password_change(
-        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str
+        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str, client: ClientInfo
     ) -> int:
         """Store the new record and end everything the old password opened: every session but
         `keep_session_id`; pass-auth tokens issued before now, through password_changed_at; logins
@@ -178,6 +187,9 @@ class OpaqueService:
             if state is not None and user is not None and user.username == username:
                 tx.users.set_opaque_record(user_id, self._sealed_record(username, state, registration_record), now)
                 revoked = tx.sessions.revoke_live(now, user_id=user_id, keep_session_id=keep_session_id)
+                self._audit.record(
+                    tx, Event.PASSWORD_CHANGED, client, user_id=user_id, username=username, sessions=revoked
+                )
         if revoked is None:
             raise RegistrationExpired("The password change has expired; start again.")
         return revoked
@@ -208,17 +220,18 @@ class OpaqueService:
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
 
-    def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
+    def finish_login(self, login_id: str, ke3: bytes, client: ClientInfo) -> LoginFinished:
         if len(ke3) != KE3_BYTES:
             raise InvalidMessage(f"finishLoginRequest must be {KE3_BYTES} bytes, not {len(ke3)}")
         opened = self._login_states.open(login_id)
         now = self._clock()
         if opened is None:
-            raise LoginExpired()  # not a loginId of this deployment: never issued, or altered
+            # Not a loginId of this deployment: never issued, or altered.
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, None, None)
         state = opened.state
         expires_at = state.started_at + self._lifetimes.login_state
         if expires_at <= now:
-            raise LoginExpired()
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, None)
         try:
             with self._store.transaction() as tx:
                 if self._sweep_due(now):
@@ -228,20 +241,30 @@ class OpaqueService:
                 # same statements.
                 user = tx.users.by_id(state.user_id)
         except StoreConflict:
-            raise LoginExpired() from None  # used before
+            # Used before.
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, None) from None
         if state.user_id is not None and (
             user is None or record_fingerprint(user.opaque_record) != state.record_fingerprint
         ):
             # Deleted since, or its password changed: what answered KE1 is no longer the record.
-            raise LoginExpired()
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, _name(user))
         # A wrong KE3 and an unknown name look alike.
         if not self._protocol.client_authenticated(state.expected_client_auth, ke3) or user is None:
-            raise InvalidCredentials()
+            raise self._login_failed(InvalidCredentials(), Phase.PASSWORD, client, state.user_id, _name(user))
         if user.status == STATUS_DISABLED:
-            raise AccountDisabled()
+            raise self._login_failed(AccountDisabled(), Phase.DISABLED, client, user.id, user.username)
         if user.status != STATUS_ACTIVE:
-            raise AccountPending()
+            raise self._login_failed(AccountPending(), Phase.PENDING, client, user.id, user.username)
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
+
+    def _login_failed(
+        self, refusal: CypherError, phase: Phase, client: ClientInfo, user_id: int | None, username: str | None
+    ) -> CypherError:
+        """Record a refused password step in a transaction of its own (the refusal writes nothing
+        else), and hand the refusal back to be raised. The name of an unknown account is not in
+        the loginId, so such a failure has neither id nor name."""
+        self._audit.record_alone(Event.LOGIN_FAILED, client, user_id=user_id, username=username, phase=phase)
+        return refusal
 
     def _sweep_due(self, now: datetime) -> bool:
         if self._swept_at is not None and now - self._swept_at < SPENT_LOGIN_SWEEP_INTERVAL:
@@ -260,3 +283,7 @@ def _protocol_call(function: Callable[P, R], *arguments: P.args, **keywords: P.k
         return function(*arguments, **keywords)
     except OpaqueProtocolError as error:
         raise InvalidMessage(str(error)) from None
+
+
+def _name(user: UserRecord | None) -> str | None:
+    return None if user is None else user.username

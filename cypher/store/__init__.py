@@ -22,8 +22,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
+from cypher.store.audit import AuditEvents
 from cypher.store.database import WRITE, make_engine
 from cypher.store.records import (
+    AuditEvent,
     NewSession,
     OpenRegistration,
     PassAuthUse,
@@ -36,6 +38,7 @@ from cypher.store.sessions import Sessions
 from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
 
 __all__ = [
+    "AuditEvent",
     "NewSession",
     "OpenRegistration",
     "PassAuthUse",
@@ -58,6 +61,7 @@ class Transaction:
         self.recovery_codes = RecoveryCodes(connection)
         self.pass_auth_uses = PassAuthUses(connection)
         self.sessions = Sessions(connection)
+        self.audit = AuditEvents(connection)
 
 
 class Store:

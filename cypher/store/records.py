@@ -70,3 +70,16 @@ class NewSession:
     expires_at: datetime
     ip: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One security event, to write or as read back."""
+
+    occurred_at: datetime
+    event: str
+    user_id: int | None
+    username: str | None
+    ip: str | None
+    user_agent: str | None
+    detail: dict[str, str | int]
