@@ -16,10 +16,11 @@ from cypher.services.clock import Clock
 from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
+from cypher.services.recovery_codes import RecoveryCodes
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService
 from cypher.services.tokens import TokenPurpose, TokenService
-from cypher.services.totp import RecoveryCodes, TotpService
+from cypher.services.totp import TotpService
 from cypher.store import Store
 
 EXTENSION_NAME = "cypher"

@@ -2,7 +2,7 @@
 
 Codes are 6 digits over 30-second steps; the current step and one on either side are accepted,
 and each step at most once per account (the last accepted step is stored and only a later one
-passes). Recovery codes are shown once and stored as keyed BLAKE2b hashes.
+passes). Recovery codes (recovery_codes.py) are shown once and stored as keyed hashes.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
-import pysodium
 import qrcode
 
 from cypher.domain import STATUS_ACTIVE, STATUS_PENDING
-from cypher.keys import KeySet
 from cypher.services.audit import AuditTrail, Event, Phase, session_ref
 from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import CypherError, InvalidToken, InvalidTotp, PassAuthExpired, TooManyAttempts
+from cypher.services.recovery_codes import RecoveryCodes
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
@@ -39,10 +38,6 @@ MAX_ATTEMPTS_PER_PASS_AUTH = 5
 LOCKOUT_FAILURES = 10
 LOCKOUT_DURATION = timedelta(minutes=15)
 ACCOUNT_LOCKED_MESSAGE = "Too many wrong codes for this account. Try again in 15 minutes."
-RECOVERY_CODE_COUNT = 10
-# Crockford-like: no 0/O, 1/I/L, so a code read aloud or copied by hand survives.
-RECOVERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-RECOVERY_GROUPS, RECOVERY_GROUP_LENGTH = 3, 4  # XXXX-XXXX-XXXX, about 59 bits
 SEALED_TOTP_SECRET = "totp_secret"
 
 
@@ -58,39 +53,6 @@ class TotpEnrollment:
 class Activated:
     username: str
     recovery_codes: list[str]
-
-
-class RecoveryCodes:
-    """Makes recovery codes and their keyed hashes (key derived from each at-rest key)."""
-
-    def __init__(self, key_set: KeySet) -> None:
-        self._hash_keys = {
-            key_id: pysodium.crypto_generichash(b"cypher recovery-code hash v1", key, 32)
-            for key_id, key in key_set.keys.items()
-        }
-        self.current_key_id = key_set.current_key_id
-
-    @staticmethod
-    def generate() -> list[str]:
-        return [
-            "-".join(
-                "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_GROUP_LENGTH))
-                for _ in range(RECOVERY_GROUPS)
-            )
-            for _ in range(RECOVERY_CODE_COUNT)
-        ]
-
-    @staticmethod
-    def normalise(code: str) -> bytes:
-        return code.upper().replace("-", "").replace(" ", "").encode("ascii", "replace")
-
-    def hash(self, code: str, key_id: str | None = None) -> bytes:
-        key = self._hash_keys[key_id or self.current_key_id]
-        return pysodium.crypto_generichash(self.normalise(code), key, 32)
-
-    def candidates(self, code: str) -> dict[str, bytes]:
-        """The code's hash under every listed key, to find it whichever key stored it."""
-        return {key_id: self.hash(code, key_id) for key_id in self._hash_keys}
 
 
 def _step(moment: datetime) -> int:
