@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
+from cypher.config import ConfigError, load_config
 from cypher.services.clock import ManualClock
 from cypher.store.models import AuditEvent as AuditEventRow
 from cypher.wiring import Services
@@ -371,3 +373,10 @@ def test_activity_is_rate_limited(make_app: Any) -> None:
     for _ in range(2):
         _error(client.get("/api/account/activity"), 401, "invalid_token")
     _error(client.get("/api/account/activity"), 429, "rate_limited")
+
+
+def test_the_retention_is_read_from_the_environment(tmp_path: Path) -> None:
+    assert load_config(tmp_path, {})["AUDIT_RETENTION_DAYS"] == 180
+    assert load_config(tmp_path, {"CYPHER_AUDIT_RETENTION_DAYS": "30"})["AUDIT_RETENTION_DAYS"] == 30
+    with pytest.raises(ConfigError, match="CYPHER_AUDIT_RETENTION_DAYS must be at least 1"):
+        load_config(tmp_path, {"CYPHER_AUDIT_RETENTION_DAYS": "0"})
