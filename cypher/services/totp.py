@@ -204,7 +204,7 @@ class TotpService:
         ref = session_ref(tokens.session_id)
         if recovery_code is not None:
             self._audit.record(tx, Event.RECOVERY_CODE_USED, client, user_id=user.id, username=user.username)
-        factor = Phase.TOTP if recovery_code is None else Phase.RECOVERY_CODE
+        factor = "totp" if recovery_code is None else "recovery_code"
         self._audit.record(
             tx, Event.LOGIN_SUCCEEDED, client, user_id=user.id, username=user.username, session=ref, factor=factor
         )
