@@ -56,11 +56,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION_NAME] = services
 
     register_static_types()
-    from cypher.blueprints import account, gateway, opaque, pages, sessions, totp
+    from cypher.blueprints import account, activity, gateway, opaque, pages, sessions, totp
 
-    for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, gateway.bp, pages.bp):
+    for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, activity.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
-    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp])
+    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp, activity.bp])
     metrics = install_observability(app)
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty, nor to

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -11,9 +14,10 @@ import click
 from flask import Flask
 
 from cypher.keys import ROTATABLE, load_or_create_keyring, pruned, rotated, write_keyring_file
+from cypher.services.client_info import ClientInfo
 from cypher.services.errors import CypherError
 from cypher.services.regulation import NAME_COUNT
-from cypher.store import RegulationCount, SessionRecord
+from cypher.store import AuditEvent, RegulationCount, SessionRecord
 from cypher.store.migrate import current_revision, head_revision, upgrade
 from cypher.wiring import services
 
@@ -40,6 +44,58 @@ def _echo_login_counts(counts: list[RegulationCount]) -> None:
         click.echo(f"logins {scope}: {state}, {count.bans} ban(s) in a row")
 
 
+def _operator() -> ClientInfo:
+    """Who acts from the command line, as admin audit events record it: no address, the OS user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = "unknown"
+    return ClientInfo(ip=None, user_agent=f"flask cli ({user})")
+
+
+_RELATIVE = re.compile(r"(\d+)([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+class Since(click.ParamType["datetime | timedelta"]):
+    """An ISO 8601 time (UTC unless it names its offset), or a span back from now: 30m, 24h, 7d."""
+
+    name = "since"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime | timedelta:
+        if isinstance(value, datetime | timedelta):
+            return value
+        text = str(value).strip()
+        relative = _RELATIVE.fullmatch(text)
+        if relative:
+            return timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is neither an ISO time (2026-12-01T08:00) nor a span like 30m, 24h or 7d", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _echo_event(event: AuditEvent, as_json: bool) -> None:
+    if as_json:
+        record = {
+            "occurredAt": event.occurred_at.isoformat(),
+            "event": event.event,
+            "userId": event.user_id,
+            "username": event.username,
+            "ip": event.ip,
+            "userAgent": event.user_agent,
+            "detail": event.detail,
+        }
+        click.echo(json.dumps(record, separators=(",", ":")))
+        return
+    detail = " ".join(f"{key}={value}" for key, value in sorted(event.detail.items()))
+    click.echo(
+        f"{event.occurred_at.isoformat(timespec='seconds')}  {event.event}  {event.username or '-'}"
+        f"  {event.ip or '-'}  {detail or '-'}  {event.user_agent or ''}".rstrip()
+    )
+
+
 T = TypeVar("T")
 
 
@@ -62,7 +118,8 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("purge")
     def purge() -> None:
-        """Delete expired pending accounts, protocol state, pass-auth records and ended sessions."""
+        """Delete expired pending accounts, protocol state, pass-auth records, ended sessions and
+        audit events past CYPHER_AUDIT_RETENTION_DAYS."""
         for name, count in services().maintenance.purge().items():
             click.echo(f"{name}: {count}")
 
@@ -97,20 +154,20 @@ def register_commands(app: Flask) -> None:
     @click.argument("username")
     def users_disable(username: str) -> None:
         """No more logins; every live session ends now."""
-        revoked = _admin_call(lambda: services().admin.disable(username))
+        revoked = _admin_call(lambda: services().admin.disable(username, _operator()))
         click.echo(f"{username} disabled; {revoked} session(s) revoked")
 
     @users.command("enable")
     @click.argument("username")
     def users_enable(username: str) -> None:
-        _admin_call(lambda: services().admin.enable(username))
+        _admin_call(lambda: services().admin.enable(username, _operator()))
         click.echo(f"{username} enabled")
 
     @users.command("delete")
     @click.argument("username")
     @click.confirmation_option(prompt="Delete the account and everything in it?")
     def users_delete(username: str) -> None:
-        _admin_call(lambda: services().admin.delete(username))
+        _admin_call(lambda: services().admin.delete(username, _operator()))
         click.echo(f"{username} deleted")
 
     @app.cli.group("sessions")
@@ -126,8 +183,24 @@ def register_commands(app: Flask) -> None:
     @sessions.command("revoke", context_settings={"ignore_unknown_options": True})
     @click.argument("session_id")
     def sessions_revoke(session_id: str) -> None:
-        _admin_call(lambda: services().admin.revoke_session(session_id))
+        _admin_call(lambda: services().admin.revoke_session(session_id, _operator()))
         click.echo(f"session {session_id} revoked")
+
+    @app.cli.command("audit")
+    @click.option("--user", "username", help="Only this username's events (unknown names' too).")
+    @click.option("--event", "event_prefix", help="Only events whose name begins so: login.failed, login., admin.")
+    @click.option("--since", type=Since(), help="From then on: an ISO time (UTC unless given) or 30m, 24h, 7d ago.")
+    @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+    def audit(
+        username: str | None, event_prefix: str | None, since: datetime | timedelta | None, limit: int, as_json: bool
+    ) -> None:
+        """Security events, newest first."""
+        events = _admin_call(
+            lambda: services().audit.search(username=username, event_prefix=event_prefix, since=since, limit=limit)
+        )
+        for event in events:
+            _echo_event(event, as_json)
 
     @app.cli.group("keys")
     def keys() -> None:

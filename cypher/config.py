@@ -145,6 +145,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # The Host names (after a trusted proxy's X-Forwarded-Host) Cypher answers to; any other is
         # refused, against DNS rebinding. Empty: LOCAL_HOSTS outside production, which refuses it.
         "ALLOWED_HOSTS": _allowed_hosts(env.get("CYPHER_ALLOWED_HOSTS", "")),
+        # Days an audit event is kept before `flask --app cypher purge` deletes it: long enough to
+        # look back at an incident noticed months later; not for ever, since addresses are personal data.
+        "AUDIT_RETENTION_DAYS": _integer(env, "CYPHER_AUDIT_RETENTION_DAYS", 180),
     }
 
 

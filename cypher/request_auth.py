@@ -9,8 +9,9 @@ from flask import Response, current_app, jsonify, request
 
 from cypher.cookies import Cookie, SessionCookies
 from cypher.http import JsonObject
+from cypher.services.client_info import ClientInfo
 from cypher.services.errors import InvalidToken, OriginRejected
-from cypher.services.sessions import ClientInfo, Principal, SessionTokens
+from cypher.services.sessions import Principal, SessionTokens
 from cypher.wiring import services
 
 COOKIES_EXTENSION = "cypher.cookies"

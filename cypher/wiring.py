@@ -11,15 +11,17 @@ from flask import current_app
 from cypher.keys import KeyPurpose, KeyRing
 from cypher.services.accounts import AccountService
 from cypher.services.admin import AdminService
+from cypher.services.audit import AuditTrail
 from cypher.services.clock import Clock
 from cypher.services.maintenance import MaintenanceService
 from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
+from cypher.services.recovery_codes import RecoveryCodes
 from cypher.services.regulation import LoginRegulation, RegulationPolicy
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService
 from cypher.services.tokens import TokenPurpose, TokenService
-from cypher.services.totp import RecoveryCodes, TotpService
+from cypher.services.totp import TotpService
 from cypher.store import Store
 
 EXTENSION_NAME = "cypher"
@@ -36,6 +38,7 @@ class Services:
     accounts: AccountService
     maintenance: MaintenanceService
     admin: AdminService
+    audit: AuditTrail
 
 
 def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock: Clock) -> Services:
@@ -64,6 +67,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         ban=timedelta(seconds=config["LOGIN_BAN"]),
         longest_ban=timedelta(seconds=config["LOGIN_LONGEST_BAN"]),
     )
+    audit = AuditTrail(store, clock)
     opaque = OpaqueService(
         store,
         protocol,
@@ -76,8 +80,11 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
             pending_account=timedelta(seconds=config["PENDING_TTL"]),
         ),
         LoginRegulation(regulation_policy),
+        audit,
     )
-    sessions = SessionService(store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]))
+    sessions = SessionService(
+        store, tokens, clock, session_lifetime=timedelta(seconds=config["REFRESH_TTL"]), audit=audit
+    )
     pending_ttl = timedelta(seconds=config["PENDING_TTL"])
     totp = TotpService(
         store,
@@ -88,9 +95,16 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         clock,
         config["TOTP_ISSUER"],
         pending_ttl,
+        audit,
     )
-    accounts = AccountService(store, opaque, totp)
-    maintenance = MaintenanceService(store, clock, pending_ttl, regulation_policy.longest_ban)
+    accounts = AccountService(store, opaque, totp, audit)
+    maintenance = MaintenanceService(
+        store,
+        clock,
+        pending_ttl,
+        regulation_memory=regulation_policy.longest_ban,
+        audit_retention=timedelta(days=config["AUDIT_RETENTION_DAYS"]),
+    )
     return Services(
         store=store,
         keyring=keyring,
@@ -100,7 +114,8 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         totp=totp,
         accounts=accounts,
         maintenance=maintenance,
-        admin=AdminService(store, clock),
+        admin=AdminService(store, clock, audit),
+        audit=audit,
     )
 
 

@@ -196,3 +196,12 @@ def test_an_ipv6_client_cannot_escape_its_budget_by_changing_address(app: Flask,
         guess(app, f"2001:db8:1:2::{host + 1}")
     assert not logs_in(app, "2001:db8:1:2::ff")
     assert logs_in(app, "2001:db8:1:3::1")
+
+
+def test_a_ban_is_an_audit_event_the_account_owner_sees(app: Flask, alice: str, services: Services) -> None:
+    guess(app, "192.0.2.1", PER_ADDRESS + 1)
+    guess(app, "192.0.2.1", username="bobby")  # no account: one more guess, no ban yet
+    bans = [event for event in services.audit.search(limit=100) if event.event == "login.banned"]
+    assert [(event.username, event.ip, event.detail["scope"]) for event in bans] == [("alice", "192.0.2.1", "address")]
+    user = find_user(services.store, "alice")
+    assert user is not None and bans[0].user_id == user.id

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from cypher import create_app
 from cypher.request_auth import set_pass_auth_cookie
 from cypher.services.clock import ManualClock
+from cypher.services.recovery_codes import RECOVERY_ALPHABET
 from cypher.services.tokens import TokenPurpose
-from cypher.services.totp import RECOVERY_ALPHABET
 from cypher.store.models import User
 from cypher.wiring import Services
 from tests.auth_actions import ORIGIN, AuthActions, Enrolled

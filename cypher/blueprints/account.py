@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from cypher.blueprints.opaque import registration_response
 from cypher.http import JsonObject, base64url_field, json_body, string_field
-from cypher.request_auth import current_principal, ended_session_response
+from cypher.request_auth import client_info, current_principal, ended_session_response
 from cypher.services.opaque_protocol import REGISTRATION_RECORD_BYTES, REGISTRATION_REQUEST_BYTES
 from cypher.wiring import services
 
@@ -33,6 +33,7 @@ def password_finish() -> JsonObject:
         principal,
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
         string_field(body, "code", MAX_CODE_FIELD),
+        client_info(),
     )
     return {"username": principal.username, "revokedSessions": revoked}
 
@@ -41,7 +42,9 @@ def password_finish() -> JsonObject:
 def recovery_codes() -> Response:
     principal = current_principal()
     body = json_body()
-    codes = services().accounts.regenerate_recovery_codes(principal, string_field(body, "code", MAX_CODE_FIELD))
+    codes = services().accounts.regenerate_recovery_codes(
+        principal, string_field(body, "code", MAX_CODE_FIELD), client_info()
+    )
     response = jsonify({"recoveryCodes": codes})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -51,5 +54,5 @@ def recovery_codes() -> Response:
 def delete_account() -> Response:
     principal = current_principal()
     body = json_body()
-    services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD))
+    services().accounts.delete(principal, string_field(body, "code", MAX_CODE_FIELD), client_info())
     return ended_session_response(None, 204)

@@ -55,6 +55,7 @@ def register_finish() -> tuple[JsonObject, int]:
         string_field(body, "username", MAX_USERNAME_FIELD),
         string_field(body, "registrationId", MAX_SEALED_ID_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
+        client_info(),
     )
     enrollment = finished.enrollment
     return {

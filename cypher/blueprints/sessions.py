@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 
 from cypher.http import JsonObject, optional_json_body
 from cypher.request_auth import (
+    client_info,
     current_principal,
     ended_session_response,
     session_cookies,
@@ -33,7 +34,7 @@ def refresh_token() -> Response:
     if token is None:
         raise InvalidToken("Send refreshToken or the refresh cookie.")
     try:
-        return session_response(services().sessions.refresh(token))
+        return session_response(services().sessions.refresh(token, client_info()))
     except InvalidToken as error:
         # A dead refresh token must not linger in the browser.
         return ended_session_response({"error": error.message, "code": error.code}, error.status)
@@ -59,13 +60,13 @@ def verify_access() -> JsonObject | tuple[JsonObject, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    services().sessions.logout(current_principal())
+    services().sessions.logout(current_principal(), client_info())
     return ended_session_response({"revoked": 1})
 
 
 @bp.post("/logout-all")
 def logout_all() -> Response:
-    revoked = services().sessions.logout_all(current_principal())
+    revoked = services().sessions.logout_all(current_principal(), client_info())
     return ended_session_response({"revoked": revoked})
 
 
@@ -92,7 +93,7 @@ def revoke_session(session_id: str) -> Response:
     principal = current_principal()
     if not SESSION_ID.fullmatch(session_id):
         raise NotFound("No such session.")  # no such id was ever issued
-    services().sessions.revoke(principal, session_id)
+    services().sessions.revoke(principal, session_id, client_info())
     if session_id == principal.session_id:
         return ended_session_response(None, 204)
     return Response(status=204)

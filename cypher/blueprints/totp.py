@@ -43,7 +43,9 @@ def setup() -> Response:
 @bp.post("/verify-setup")
 def verify_setup() -> Response:
     body = json_body()
-    activated = services().totp.verify_setup(_enrollment_token(), string_field(body, "code", MAX_CODE_FIELD))
+    activated = services().totp.verify_setup(
+        _enrollment_token(), string_field(body, "code", MAX_CODE_FIELD), client_info()
+    )
     response = jsonify({"username": activated.username, "recoveryCodes": activated.recovery_codes})
     response.headers["Cache-Control"] = "no-store"
     return response

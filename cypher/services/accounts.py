@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from cypher.services.audit import AuditTrail, Event
+from cypher.services.client_info import ClientInfo
 from cypher.services.errors import InvalidToken
 from cypher.services.opaque import OpaqueService, RegistrationStarted
 from cypher.services.sessions import Principal
@@ -18,33 +20,39 @@ def delete_account(tx: Transaction, user: UserRecord) -> None:
 
 
 class AccountService:
-    def __init__(self, store: Store, opaque: OpaqueService, totp: TotpService) -> None:
+    def __init__(self, store: Store, opaque: OpaqueService, totp: TotpService, audit: AuditTrail) -> None:
         self._store = store
         self._opaque = opaque
         self._totp = totp
+        self._audit = audit
 
     def start_password_change(self, principal: Principal, registration_request: bytes) -> RegistrationStarted:
         return self._opaque.start_password_change(principal.username, registration_request)
 
-    def finish_password_change(self, principal: Principal, registration_record: bytes, code: str) -> int:
+    def finish_password_change(
+        self, principal: Principal, registration_record: bytes, code: str, client: ClientInfo
+    ) -> int:
         """Store the new OPAQUE record and revoke every other session; returns how many."""
         # A malformed record is refused before the code is spent on it.
         self._opaque.check_registration_record(registration_record)
-        user = self._confirmed(principal, code)
-        return self._opaque.finish_password_change(user.id, user.username, registration_record, principal.session_id)
+        user = self._confirmed(principal, code, client)
+        return self._opaque.finish_password_change(
+            user.id, user.username, registration_record, principal.session_id, client
+        )
 
-    def regenerate_recovery_codes(self, principal: Principal, code: str) -> list[str]:
-        return self._totp.regenerate_recovery_codes(self._confirmed(principal, code))
+    def regenerate_recovery_codes(self, principal: Principal, code: str, client: ClientInfo) -> list[str]:
+        return self._totp.regenerate_recovery_codes(self._confirmed(principal, code, client), client)
 
-    def delete(self, principal: Principal, code: str) -> None:
-        user = self._confirmed(principal, code)
+    def delete(self, principal: Principal, code: str, client: ClientInfo) -> None:
+        user = self._confirmed(principal, code, client)
         with self._store.transaction() as tx:
             delete_account(tx, user)
+            self._audit.record(tx, Event.ACCOUNT_DELETED, client, user_id=user.id, username=user.username)
 
-    def _confirmed(self, principal: Principal, code: str) -> UserRecord:
+    def _confirmed(self, principal: Principal, code: str, client: ClientInfo) -> UserRecord:
         with self._store.transaction(readonly=True) as tx:
             user = tx.users.by_name(principal.username)
         if user is None or user.id != principal.user_id:
             raise InvalidToken("The session has ended.")
-        self._totp.check_code(user.id, code)
+        self._totp.check_code(user.id, code, client)
         return user

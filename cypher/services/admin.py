@@ -1,5 +1,6 @@
 """What an operator does from the command line: look at accounts and sessions, disable, enable
-and delete accounts, revoke sessions, lift login bans."""
+and delete accounts, revoke sessions, lift login bans. Each change is an audit event, from the
+operator's ClientInfo."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED
 from cypher.services.accounts import delete_account
+from cypher.services.audit import AuditTrail, Event, session_ref
+from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import NotFound
 from cypher.services.users import canonical_username
@@ -21,9 +24,10 @@ class UserDetails:
 
 
 class AdminService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, audit: AuditTrail) -> None:
         self._store = store
         self._clock = clock
+        self._audit = audit
 
     def users(self) -> list[UserRecord]:
         with self._store.transaction(readonly=True) as tx:
@@ -38,14 +42,20 @@ class AdminService:
                 unused_recovery_codes=tx.recovery_codes.count_unused(user.id),
             )
 
-    def disable(self, username: str) -> int:
+    def disable(self, username: str, actor: ClientInfo) -> int:
         """No more logins; every session ends now. Returns how many sessions ended."""
-        return self._change_status(username, STATUS_ACTIVE, STATUS_DISABLED, "is not an active account")
+        return self._change_status(
+            username, STATUS_ACTIVE, STATUS_DISABLED, "is not an active account", Event.ADMIN_USER_DISABLED, actor
+        )
 
-    def enable(self, username: str) -> None:
-        self._change_status(username, STATUS_DISABLED, STATUS_ACTIVE, "is not a disabled account")
+    def enable(self, username: str, actor: ClientInfo) -> None:
+        self._change_status(
+            username, STATUS_DISABLED, STATUS_ACTIVE, "is not a disabled account", Event.ADMIN_USER_ENABLED, actor
+        )
 
-    def _change_status(self, username: str, from_status: str, to_status: str, refusal: str) -> int:
+    def _change_status(
+        self, username: str, from_status: str, to_status: str, refusal: str, event: Event, actor: ClientInfo
+    ) -> int:
         """Move an account between statuses; its live sessions end. Returns how many ended."""
         now = self._clock()
         with self._store.transaction() as tx:
@@ -53,11 +63,15 @@ class AdminService:
             if user.status != from_status:
                 raise NotFound(f"{username} {refusal}.")
             tx.users.set_status(user.id, to_status, now)
-            return tx.sessions.revoke_live(now, user_id=user.id)
+            revoked = tx.sessions.revoke_live(now, user_id=user.id)
+            self._audit.record(tx, event, actor, user_id=user.id, username=user.username, sessions=revoked)
+            return revoked
 
-    def delete(self, username: str) -> None:
+    def delete(self, username: str, actor: ClientInfo) -> None:
         with self._store.transaction() as tx:
-            delete_account(tx, _find(tx, username, lock=True))
+            user = _find(tx, username, lock=True)
+            delete_account(tx, user)
+            self._audit.record(tx, Event.ADMIN_USER_DELETED, actor, user_id=user.id, username=user.username)
 
     def count_live_sessions(self) -> int:
         with self._store.transaction(readonly=True) as tx:
@@ -78,10 +92,20 @@ class AdminService:
         with self._store.transaction() as tx:
             return tx.regulation.forget(canonical_username(username))
 
-    def revoke_session(self, session_id: str) -> None:
+    def revoke_session(self, session_id: str, actor: ClientInfo) -> None:
+        now = self._clock()
         with self._store.transaction() as tx:
-            if not tx.sessions.revoke_live(self._clock(), session_id=session_id):
+            session = tx.sessions.live(session_id, now)
+            if session is None or not tx.sessions.revoke_live(now, session_id=session_id):
                 raise NotFound("No live session with that id.")
+            self._audit.record(
+                tx,
+                Event.ADMIN_SESSION_REVOKED,
+                actor,
+                user_id=session.user_id,
+                username=session.username,
+                session=session_ref(session_id),
+            )
 
 
 def _find(tx: Transaction, username: str, *, lock: bool = False) -> UserRecord:

@@ -16,10 +16,13 @@ from datetime import datetime, timedelta
 from typing import ParamSpec, TypeVar
 
 from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, STATUS_PENDING, SealedValue
+from cypher.services.audit import AuditTrail, Event, Phase
+from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import (
     AccountDisabled,
     AccountPending,
+    CypherError,
     InvalidCredentials,
     InvalidMessage,
     LoginExpired,
@@ -34,12 +37,11 @@ from cypher.services.opaque_protocol import (
     OpaqueProtocolError,
 )
 from cypher.services.registration_state import RegistrationState, RegistrationStateSealer
-from cypher.services.regulation import LoginRegulation
+from cypher.services.regulation import Admission, LoginRegulation, Verdict
 from cypher.services.sealing import Sealer
-from cypher.services.sessions import ClientInfo
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import OpenRegistration, Store, StoreConflict, UserRecord
+from cypher.store import OpenRegistration, Store, StoreConflict, Transaction, UserRecord
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
@@ -99,6 +101,7 @@ class OpaqueService:
         clock: Clock,
         lifetimes: OpaqueLifetimes,
         regulation: LoginRegulation,
+        audit: AuditTrail,
     ) -> None:
         self._store = store
         self._protocol = protocol
@@ -110,6 +113,7 @@ class OpaqueService:
         self._lifetimes = lifetimes
         self._regulation = regulation
         self._swept_at: datetime | None = None
+        self._audit = audit
 
     @property
     def server_id(self) -> str:
@@ -132,7 +136,7 @@ class OpaqueService:
         )
 
     def finish_registration(
-        self, raw_username: object, registration_id: str, registration_record: bytes
+        self, raw_username: object, registration_id: str, registration_record: bytes, client: ClientInfo
     ) -> RegistrationFinished:
         username = canonical_username(raw_username)
         # Check the record first, so a malformed one can be sent again.
@@ -146,7 +150,8 @@ class OpaqueService:
             with self._store.transaction() as tx:
                 # Pending accounts past their time free their names.
                 tx.users.delete_pending_created_before(now - self._lifetimes.pending_account)
-                tx.users.add_pending(username, sealed_record, now)
+                user = tx.users.add_pending(username, sealed_record, now)
+                self._audit.record(tx, Event.REGISTRATION_FINISHED, client, user_id=user.id, username=username)
         except StoreConflict:
             raise UsernameTaken() from None  # another registration of the name finished first
         return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
@@ -173,7 +178,7 @@ class OpaqueService:
         _protocol_call(self._protocol.check_registration_record, registration_record)
 
     def finish_password_change(
-        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str
+        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str, client: ClientInfo
     ) -> int:
         """Store the new record and end everything the old password opened: every session but
         `keep_session_id`; pass-auth tokens issued before now, through password_changed_at; logins
@@ -193,6 +198,9 @@ class OpaqueService:
                     user_id, self._sealed_record(username, server_secret, registration_record), now
                 )
                 revoked = tx.sessions.revoke_live(now, user_id=user_id, keep_session_id=keep_session_id)
+                self._audit.record(
+                    tx, Event.PASSWORD_CHANGED, client, user_id=user_id, username=username, sessions=revoked
+                )
         if revoked is None:
             raise RegistrationExpired("The password change has expired; start again.")
         return revoked
@@ -206,8 +214,9 @@ class OpaqueService:
         username = canonical_username(raw_username)
         now = self._clock()
         with self._store.transaction() as tx:
-            admission = self._regulation.admit(tx, username, client.ip, now)
             user = tx.users.by_name(username)
+            admission = self._regulation.admit(tx, username, client.ip, now)
+            self._record_ban(tx, admission, client, user, username)
         if user is None or not admission.admitted:
             # A banned name answers as a name without an account: the client sees a wrong password.
             user = None
@@ -233,11 +242,12 @@ class OpaqueService:
         opened = self._login_states.open(login_id)
         now = self._clock()
         if opened is None:
-            raise LoginExpired()  # not a loginId of this deployment: never issued, or altered
+            # Not a loginId of this deployment: never issued, or altered.
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, None, None)
         state = opened.state
         expires_at = state.started_at + self._lifetimes.login_state
         if expires_at <= now:
-            raise LoginExpired()
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, state.username)
         # A wrong KE3 and an unknown name look alike, and cost the same statements below.
         authenticated = self._protocol.client_authenticated(state.expected_client_auth, ke3)
         try:
@@ -250,21 +260,53 @@ class OpaqueService:
                 user = tx.users.by_id(state.user_id)
                 current = user is not None and record_fingerprint(user.opaque_record) == state.record_fingerprint
                 if not authenticated:
-                    self._regulation.admit(tx, state.username, client.ip, now)  # one more guess
+                    admission = self._regulation.admit(tx, state.username, client.ip, now)  # one more guess
+                    self._audit.record(
+                        tx,
+                        Event.LOGIN_FAILED,
+                        client,
+                        user_id=state.user_id,
+                        username=state.username,
+                        phase=Phase.PASSWORD,
+                    )
+                    self._record_ban(tx, admission, client, user, state.username)
                 elif current:
                     self._regulation.forgive(tx, state.username, client.ip)
         except StoreConflict:
-            raise LoginExpired() from None  # used before
+            # Used before.
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, state.username) from None
         if state.user_id is not None and not current:
             # Deleted since, or its password changed: what answered KE1 is no longer the record.
-            raise LoginExpired()
+            raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, state.username)
         if not authenticated or user is None:
-            raise InvalidCredentials()
+            raise InvalidCredentials()  # recorded with its count above
         if user.status == STATUS_DISABLED:
-            raise AccountDisabled()
+            raise self._login_failed(AccountDisabled(), Phase.DISABLED, client, user.id, user.username)
         if user.status != STATUS_ACTIVE:
-            raise AccountPending()
+            raise self._login_failed(AccountPending(), Phase.PENDING, client, user.id, user.username)
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
+
+    def _record_ban(
+        self, tx: Transaction, admission: Admission, client: ClientInfo, user: UserRecord | None, username: str
+    ) -> None:
+        if admission.verdict is Verdict.BAN_STARTED and admission.banned_until is not None:
+            self._audit.record(
+                tx,
+                Event.LOGIN_BANNED,
+                client,
+                user_id=None if user is None else user.id,
+                username=username,
+                scope=admission.scope or "",
+                until=admission.banned_until.isoformat(timespec="seconds"),
+            )
+
+    def _login_failed(
+        self, refusal: CypherError, phase: Phase, client: ClientInfo, user_id: int | None, username: str | None
+    ) -> CypherError:
+        """Record a refused password step in a transaction of its own (the refusal writes nothing
+        else), and hand the refusal back to be raised."""
+        self._audit.record_alone(Event.LOGIN_FAILED, client, user_id=user_id, username=username, phase=phase)
+        return refusal
 
     def _sweep_due(self, now: datetime) -> bool:
         if self._swept_at is not None and now - self._swept_at < SPENT_LOGIN_SWEEP_INTERVAL:

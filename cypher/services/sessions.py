@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cypher.services.audit import AuditTrail, Event, session_ref
+from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import CypherError, InvalidToken, NotFound, TokenReused
 from cypher.services.tokens import MintedToken, TokenClaims, TokenPurpose, TokenService
@@ -15,16 +17,6 @@ from cypher.store import NewSession, Store, Transaction
 SESSION_ID_BYTES = 24
 # last_seen_at is written at most this often by verification, so reads stay reads.
 LAST_SEEN_GRANULARITY = timedelta(seconds=60)
-MAX_USER_AGENT = 512
-MAX_IP = 64
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a request came from, as recorded on the session row."""
-
-    ip: str | None
-    user_agent: str | None
 
 
 @dataclass(frozen=True)
@@ -56,16 +48,20 @@ class SessionView:
 
 
 class SessionService:
-    def __init__(self, store: Store, tokens: TokenService, clock: Clock, session_lifetime: timedelta) -> None:
+    def __init__(
+        self, store: Store, tokens: TokenService, clock: Clock, session_lifetime: timedelta, audit: AuditTrail
+    ) -> None:
         self._store = store
         self._tokens = tokens
         self._clock = clock
         self._session_lifetime = session_lifetime
+        self._audit = audit
 
     def prepare(self, user_id: int, username: str, client: ClientInfo) -> tuple[SessionTokens, NewSession]:
         """Mint the tokens of a new session and describe its row, for the caller to store."""
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         now = self._clock()
+        clipped = client.clipped()
         tokens = self._mint_pair(username, session_id, session_ends_at=now + self._session_lifetime)
         row = NewSession(
             session_id=session_id,
@@ -73,21 +69,23 @@ class SessionService:
             refresh_token_id=tokens.refresh.claims.token_id,
             created_at=now,
             expires_at=now + self._session_lifetime,
-            ip=client.ip[:MAX_IP] if client.ip else None,
-            user_agent=client.user_agent[:MAX_USER_AGENT] if client.user_agent else None,
+            ip=clipped.ip,
+            user_agent=clipped.user_agent,
         )
         return tokens, row
 
-    def refresh(self, refresh_token: str) -> SessionTokens:
+    def refresh(self, refresh_token: str, client: ClientInfo) -> SessionTokens:
         """Spend a refresh token for a new pair; a spent one presented again revokes the session."""
         claims = self._tokens.parse(refresh_token, TokenPurpose.REFRESH)
         with self._store.transaction() as tx:
-            outcome = self._rotate(tx, claims, self._clock())
+            outcome = self._rotate(tx, claims, client, self._clock())
         if isinstance(outcome, CypherError):
             raise outcome
         return outcome
 
-    def _rotate(self, tx: Transaction, claims: TokenClaims, now: datetime) -> SessionTokens | CypherError:
+    def _rotate(
+        self, tx: Transaction, claims: TokenClaims, client: ClientInfo, now: datetime
+    ) -> SessionTokens | CypherError:
         """Move the session on from this authentic refresh token to a new pair, or detect reuse.
 
         The session row stays locked until the end, so of several concurrent refreshes with one
@@ -101,6 +99,15 @@ class SessionService:
         current = found.refresh_token_id
         if current is None or not hmac.compare_digest(current, claims.token_id):
             tx.sessions.revoke(session_id, now)
+            session = found.session
+            self._audit.record(
+                tx,
+                Event.REFRESH_TOKEN_REUSED,
+                client,
+                user_id=session.user_id,
+                username=session.username,
+                session=session_ref(session_id),
+            )
             return TokenReused()
         session = found.session
         if found.revoked or session.expires_at <= now or session.username != claims.subject:
@@ -137,20 +144,24 @@ class SessionService:
             for record in records
         ]
 
-    def revoke(self, principal: Principal, session_id: str) -> None:
-        if not self._revoke(principal.user_id, session_id):
+    def revoke(self, principal: Principal, session_id: str, client: ClientInfo) -> None:
+        if not self._revoke(principal, session_id, Event.SESSION_REVOKED, client):
             raise NotFound("No such session.")
 
-    def logout(self, principal: Principal) -> None:
-        self._revoke(principal.user_id, principal.session_id)
+    def logout(self, principal: Principal, client: ClientInfo) -> None:
+        self._revoke(principal, principal.session_id, Event.SESSION_LOGOUT, client)
 
-    def logout_all(self, principal: Principal) -> int:
-        return self._revoke(principal.user_id, None)
+    def logout_all(self, principal: Principal, client: ClientInfo) -> int:
+        return self._revoke(principal, None, Event.SESSION_LOGOUT_ALL, client)
 
-    def _revoke(self, user_id: int, session_id: str | None) -> int:
-        """End one live session of the user, or all of them; how many ended."""
+    def _revoke(self, principal: Principal, session_id: str | None, event: Event, client: ClientInfo) -> int:
+        """End one live session of the user, or all of them, and record it if any ended; how many."""
         with self._store.transaction() as tx:
-            return tx.sessions.revoke_live(self._clock(), user_id=user_id, session_id=session_id)
+            ended = tx.sessions.revoke_live(self._clock(), user_id=principal.user_id, session_id=session_id)
+            if ended:
+                detail = {"sessions": ended} if session_id is None else {"session": session_ref(session_id)}
+                self._audit.record(tx, event, client, user_id=principal.user_id, username=principal.username, **detail)
+            return ended
 
     def _mint_pair(self, username: str, session_id: str, session_ends_at: datetime) -> SessionTokens:
         return SessionTokens(

@@ -2,7 +2,7 @@
 
 Codes are 6 digits over 30-second steps; the current step and one on either side are accepted,
 and each step at most once per account (the last accepted step is stored and only a later one
-passes). Recovery codes are shown once and stored as keyed BLAKE2b hashes.
+passes). Recovery codes (recovery_codes.py) are shown once and stored as keyed hashes.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
-import pysodium
 import qrcode
 
 from cypher.domain import STATUS_ACTIVE, STATUS_PENDING
-from cypher.keys import KeySet
+from cypher.services.audit import AuditTrail, Event, Phase, session_ref
+from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
 from cypher.services.errors import CypherError, InvalidToken, InvalidTotp, PassAuthExpired, TooManyAttempts
+from cypher.services.recovery_codes import RecoveryCodes
 from cypher.services.sealing import Sealer
-from cypher.services.sessions import ClientInfo, SessionService, SessionTokens
+from cypher.services.sessions import SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
 from cypher.store import Store, Transaction, UserRecord
 
@@ -37,10 +38,6 @@ MAX_ATTEMPTS_PER_PASS_AUTH = 5
 LOCKOUT_FAILURES = 10
 LOCKOUT_DURATION = timedelta(minutes=15)
 ACCOUNT_LOCKED_MESSAGE = "Too many wrong codes for this account. Try again in 15 minutes."
-RECOVERY_CODE_COUNT = 10
-# Crockford-like: no 0/O, 1/I/L, so a code read aloud or copied by hand survives.
-RECOVERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-RECOVERY_GROUPS, RECOVERY_GROUP_LENGTH = 3, 4  # XXXX-XXXX-XXXX, about 59 bits
 SEALED_TOTP_SECRET = "totp_secret"
 
 
@@ -56,39 +53,6 @@ class TotpEnrollment:
 class Activated:
     username: str
     recovery_codes: list[str]
-
-
-class RecoveryCodes:
-    """Makes recovery codes and their keyed hashes (key derived from each at-rest key)."""
-
-    def __init__(self, key_set: KeySet) -> None:
-        self._hash_keys = {
-            key_id: pysodium.crypto_generichash(b"cypher recovery-code hash v1", key, 32)
-            for key_id, key in key_set.keys.items()
-        }
-        self.current_key_id = key_set.current_key_id
-
-    @staticmethod
-    def generate() -> list[str]:
-        return [
-            "-".join(
-                "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_GROUP_LENGTH))
-                for _ in range(RECOVERY_GROUPS)
-            )
-            for _ in range(RECOVERY_CODE_COUNT)
-        ]
-
-    @staticmethod
-    def normalise(code: str) -> bytes:
-        return code.upper().replace("-", "").replace(" ", "").encode("ascii", "replace")
-
-    def hash(self, code: str, key_id: str | None = None) -> bytes:
-        key = self._hash_keys[key_id or self.current_key_id]
-        return pysodium.crypto_generichash(self.normalise(code), key, 32)
-
-    def candidates(self, code: str) -> dict[str, bytes]:
-        """The code's hash under every listed key, to find it whichever key stored it."""
-        return {key_id: self.hash(code, key_id) for key_id in self._hash_keys}
 
 
 def _step(moment: datetime) -> int:
@@ -130,6 +94,7 @@ class TotpService:
         clock: Clock,
         issuer: str,
         pending_ttl: timedelta,
+        audit: AuditTrail,
     ) -> None:
         self._store = store
         self._sealer = sealer
@@ -139,6 +104,7 @@ class TotpService:
         self._clock = clock
         self._issuer = issuer
         self._pending_ttl = pending_ttl
+        self._audit = audit
 
     # -- enrolment (authorised by the enrolment token of a pending account only) -------------
 
@@ -152,7 +118,7 @@ class TotpService:
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=self._issuer)
         return TotpEnrollment(user.username, secret, uri, qr_code_data_url(uri))
 
-    def verify_setup(self, enrollment_token: str, code: str) -> Activated:
+    def verify_setup(self, enrollment_token: str, code: str, client: ClientInfo) -> Activated:
         claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
         now = self._clock()
         codes = self._recovery.generate()
@@ -165,6 +131,7 @@ class TotpService:
             tx.users.set_status(user.id, STATUS_ACTIVE, now)
             tx.users.set_totp_state(user.id, step, 0, None)
             tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
+            self._audit.record(tx, Event.TOTP_ENROLLED, client, user_id=user.id, username=user.username)
         return Activated(user.username, codes)
 
     def _enrolling_user(self, tx: Transaction, claims: TokenClaims) -> UserRecord:
@@ -206,27 +173,55 @@ class TotpService:
         attempt and the wrong code it counted are committed with it."""
         # The account row stays locked until the end: concurrent guesses are judged one by one.
         user = tx.users.by_name(claims.subject, lock=True)
-        if user is None or user.status != STATUS_ACTIVE or _newer_than(user.created_at, claims.issued_at):
-            return PassAuthExpired()
+        if user is None or _newer_than(user.created_at, claims.issued_at):
+            # An account of that name made since is not the one the token speaks for.
+            return self._login_refused(tx, PassAuthExpired(), Phase.EXPIRED, client, None, claims.subject)
+        if user.status != STATUS_ACTIVE:
+            return self._login_refused(tx, PassAuthExpired(), Phase.DISABLED, client, user.id, user.username)
         if user.password_changed_at and _newer_than(user.password_changed_at, claims.issued_at):
-            return PassAuthExpired()  # the password it proved is no longer the password
+            # The password it proved is no longer the password.
+            return self._login_refused(tx, PassAuthExpired(), Phase.EXPIRED, client, user.id, user.username)
         use = tx.pass_auth_uses.find(claims.token_id)
         if use is not None and use.spent:
-            return PassAuthExpired()  # it opened a session already
+            # It opened a session already.
+            return self._login_refused(tx, PassAuthExpired(), Phase.EXPIRED, client, user.id, user.username)
         if use is not None and use.attempts >= MAX_ATTEMPTS_PER_PASS_AUTH:
-            return TooManyAttempts()
+            return self._login_refused(tx, TooManyAttempts(), Phase.TOO_MANY_ATTEMPTS, client, user.id, user.username)
         # Every attempt counts, right or wrong; a right one spends the token.
-        refusal = self._judge(tx, user, code, recovery_code, now)
+        refusal = self._judge(tx, user, code, recovery_code, client, now)
         attempts, spent_at = (1 if use is None else use.attempts + 1), (None if refusal else now)
         if use is None:
             tx.pass_auth_uses.add(claims.token_id, user.id, claims.expires_at, attempts, spent_at)
         else:
             tx.pass_auth_uses.update(claims.token_id, attempts, spent_at)
         if refusal is not None:
-            return refusal
+            phase = Phase.RECOVERY_CODE if recovery_code is not None else Phase.TOTP
+            if isinstance(refusal, TooManyAttempts):
+                phase = Phase.LOCKED
+            return self._login_refused(tx, refusal, phase, client, user.id, user.username)
         tokens, session = self._sessions.prepare(user.id, user.username, client)
         tx.sessions.add(session)
+        ref = session_ref(tokens.session_id)
+        if recovery_code is not None:
+            self._audit.record(tx, Event.RECOVERY_CODE_USED, client, user_id=user.id, username=user.username)
+        factor = "totp" if recovery_code is None else "recovery_code"
+        self._audit.record(
+            tx, Event.LOGIN_SUCCEEDED, client, user_id=user.id, username=user.username, session=ref, factor=factor
+        )
         return tokens
+
+    def _login_refused(
+        self,
+        tx: Transaction,
+        refusal: CypherError,
+        phase: Phase,
+        client: ClientInfo,
+        user_id: int | None,
+        username: str,
+    ) -> CypherError:
+        """Record the refused second step with the attempt it counted, and hand the refusal back."""
+        self._audit.record(tx, Event.LOGIN_FAILED, client, user_id=user_id, username=username, phase=phase)
+        return refusal
 
     def _pass_auth_claims(self, token: str | None) -> TokenClaims:
         if not token:
@@ -238,28 +233,38 @@ class TotpService:
 
     # -- account actions ----------------------------------------------------------------------
 
-    def check_code(self, user_id: int, code: str) -> None:
+    def check_code(self, user_id: int, code: str, client: ClientInfo) -> None:
         """Accept a fresh code of an active account, once; InvalidTotp or TooManyAttempts otherwise."""
         with self._store.transaction() as tx:
             user = tx.users.by_id(user_id, lock=True)
             if user is None or user.status != STATUS_ACTIVE:
                 raise InvalidTotp()
-            refusal = self._judge(tx, user, code, None, self._clock())
+            refusal = self._judge(tx, user, code, None, client, self._clock())
+            if refusal is not None:
+                phase = Phase.LOCKED if isinstance(refusal, TooManyAttempts) else Phase.TOTP
+                self._audit.record(tx, Event.TOTP_FAILED, client, user_id=user.id, username=user.username, phase=phase)
         if refusal is not None:
             raise refusal
 
-    def regenerate_recovery_codes(self, user: UserRecord) -> list[str]:
+    def regenerate_recovery_codes(self, user: UserRecord, client: ClientInfo) -> list[str]:
         codes = self._recovery.generate()
         hashes = [self._recovery.hash(code) for code in codes]
         with self._store.transaction() as tx:
             tx.recovery_codes.delete_for(user.id)
             tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
+            self._audit.record(tx, Event.RECOVERY_CODES_REGENERATED, client, user_id=user.id, username=user.username)
         return codes
 
     # -- the policy both share ----------------------------------------------------------------
 
     def _judge(
-        self, tx: Transaction, user: UserRecord, code: str | None, recovery_code: str | None, now: datetime
+        self,
+        tx: Transaction,
+        user: UserRecord,
+        code: str | None,
+        recovery_code: str | None,
+        client: ClientInfo,
+        now: datetime,
     ) -> CypherError | None:
         """Spend the code (a TOTP step, or a recovery code) of a locked account row, or count it
         wrong toward the lockout, which a right one clears. The refusal, or None."""
@@ -278,6 +283,8 @@ class TotpService:
         failures = user.totp_failures + 1
         locked_until = now + LOCKOUT_DURATION if failures >= LOCKOUT_FAILURES else user.totp_locked_until
         tx.users.set_totp_state(user.id, user.totp_last_step, failures, locked_until)
+        if locked_until != user.totp_locked_until:
+            self._audit.record(tx, Event.TOTP_LOCKED, client, user_id=user.id, username=user.username)
         return InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
 
     def _spend_recovery_code(self, tx: Transaction, user: UserRecord, code: str, now: datetime) -> bool:

@@ -22,8 +22,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, text
 
+from cypher.store.audit import AuditEvents
 from cypher.store.database import WRITE, make_engine
 from cypher.store.records import (
+    AuditEvent,
     NewSession,
     OpenRegistration,
     PassAuthUse,
@@ -38,6 +40,7 @@ from cypher.store.sessions import Sessions
 from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
 
 __all__ = [
+    "AuditEvent",
     "NewSession",
     "OpenRegistration",
     "PassAuthUse",
@@ -62,6 +65,7 @@ class Transaction:
         self.pass_auth_uses = PassAuthUses(connection)
         self.sessions = Sessions(connection)
         self.regulation = Regulation(connection)
+        self.audit = AuditEvents(connection)
 
 
 class Store:

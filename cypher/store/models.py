@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 USERNAME_LENGTH = 64
 KEY_ID_LENGTH = 32
+EVENT_NAME_LENGTH = 48
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,3 +150,24 @@ class LoginRegulation(Base):
     banned_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     bans: Mapped[int] = mapped_column(Integer)  # in a row, for the backoff
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """A security event: who, what, when, from where; never a secret.
+
+    user_id has no foreign key: an account's events outlive it (the deletion is an event too).
+    The (user_id, occurred_at) index serves the account page's recent activity."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event: Mapped[str] = mapped_column(String(EVENT_NAME_LENGTH))  # e.g. "login.failed"
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    username: Mapped[str | None] = mapped_column(String(USERNAME_LENGTH), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # Non-secret facts, e.g. {"phase": "password"} or {"session": "<first 8 characters>"}.
+    detail: Mapped[dict[str, str | int] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_audit_events_user_id_occurred_at", "user_id", "occurred_at"),)

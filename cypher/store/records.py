@@ -82,3 +82,16 @@ class RegulationCount:
     attempts: int
     banned_until: datetime | None
     bans: int
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One security event, to write or as read back."""
+
+    occurred_at: datetime
+    event: str
+    user_id: int | None
+    username: str | None
+    ip: str | None
+    user_agent: str | None
+    detail: dict[str, str | int]

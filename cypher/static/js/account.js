@@ -1,7 +1,7 @@
-// The account page: change the password (OPAQUE re-registration), new recovery codes, deletion.
-// Each needs a fresh code from the authenticator.
+// The account page: change the password (OPAQUE re-registration), new recovery codes, deletion
+// (each needs a fresh code from the authenticator), and the account's recent security activity.
 import { opaqueConfig } from "./api.js";
-import { $, pageReady } from "./dom.js";
+import { $, device, pageReady, when } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
 import { announce, authed, endSession, startSessionManager } from "./session.js";
@@ -13,6 +13,40 @@ function result(id, message, ok) {
   box.textContent = message;
   box.classList.remove("d-none", "alert-success", "alert-danger");
   box.classList.add(ok ? "alert-success" : "alert-danger");
+}
+
+// Events a person should look at twice: something was refused or looked like an attack.
+const WARNING = /\.(failed|locked|reused|banned)$/;
+
+function activityItem(event) {
+  const item = document.createElement("li");
+  item.className = "list-group-item px-0";
+  item.dataset.event = event.event;
+  const what = document.createElement("div");
+  what.className = WARNING.test(event.event) ? "fw-semibold text-danger" : "fw-semibold";
+  what.textContent = event.description;
+  const time = document.createElement("time");
+  time.dateTime = event.occurredAt;
+  time.textContent = when(event.occurredAt);
+  const where = document.createElement("div");
+  where.className = "small text-body-secondary text-break";
+  const from = event.ip ? `${device(event.userAgent)}, ${event.ip}` : event.userAgent ?? "Unknown device";
+  where.append(time, ` · ${from}`);
+  if (event.userAgent) where.title = event.userAgent;
+  item.append(what, where);
+  return item;
+}
+
+async function loadActivity() {
+  try {
+    const { events } = await authed("/api/account/activity", { method: "GET" });
+    $("activity").replaceChildren(...events.map(activityItem));
+    $("activity-empty").classList.toggle("d-none", events.length > 0);
+    $("activity-error").classList.add("d-none");
+  } catch (error) {
+    $("activity-error").textContent = error.message;
+    $("activity-error").classList.remove("d-none");
+  }
 }
 
 async function changePassword(event) {
@@ -41,6 +75,7 @@ async function changePassword(event) {
   } catch (error) {
     result("password-result", error.message, false);
   }
+  await loadActivity();
 }
 
 async function newRecoveryCodes(event) {
@@ -58,6 +93,7 @@ async function newRecoveryCodes(event) {
   } catch (error) {
     result("codes-result", error.message, false);
   }
+  await loadActivity();
 }
 
 async function deleteAccount(event) {
@@ -80,3 +116,4 @@ pageReady();
 const username = await startSessionManager();
 $("username").textContent = username;
 announce(`Account of ${username}.`);
+await loadActivity();

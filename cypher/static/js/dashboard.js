@@ -1,5 +1,5 @@
 // The dashboard: this account's live sessions, with revoke buttons and log out (everywhere).
-import { $, pageReady } from "./dom.js";
+import { $, device, pageReady, when } from "./dom.js";
 import { announce, authed, logout, startSessionManager } from "./session.js";
 
 
@@ -7,17 +7,6 @@ function cell(text) {
   const td = document.createElement("td");
   td.textContent = text;
   return td;
-}
-
-function when(iso) {
-  return new Date(iso).toLocaleString();
-}
-
-function device(userAgent) {
-  if (!userAgent) return "Unknown device";
-  const browser = /(Firefox|Edg|Chrome|Safari)\/[\d.]+/.exec(userAgent)?.[1] ?? "Browser";
-  const system = /(Windows|Mac OS X|Android|iPhone|Linux)/.exec(userAgent)?.[1] ?? "";
-  return `${browser === "Edg" ? "Edge" : browser}${system ? ` on ${system}` : ""}`;
 }
 
 async function loadSessions() {

@@ -22,6 +22,19 @@ export function submitAtSixDigits(input, form) {
   });
 }
 
+// A time from the API (ISO 8601, UTC) in the reader's own zone and format.
+export function when(iso) {
+  return new Date(iso).toLocaleString();
+}
+
+// A User-Agent as a person names their device: "Firefox on Linux".
+export function device(userAgent) {
+  if (!userAgent) return "Unknown device";
+  const browser = /(Firefox|Edg|Chrome|Safari)\/[\d.]+/.exec(userAgent)?.[1] ?? "Browser";
+  const system = /(Windows|Mac OS X|Android|iPhone|Linux)/.exec(userAgent)?.[1] ?? "";
+  return `${browser === "Edg" ? "Edge" : browser}${system ? ` on ${system}` : ""}`;
+}
+
 // Called by each page's module once its handlers are attached: the forms' submit buttons work from
 // now on, and the notice that the scripts did not load never shows.
 export function pageReady() {
