@@ -11,6 +11,7 @@ follows the spec as it changes. Requests are counted where the server receives t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -200,7 +201,9 @@ def test_every_answer_to_generated_requests_matches_the_contract(
     actions: AuthActions,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="werkzeug")  # not a log line per request: the reports say more
     runs: list[Run] = []
     front = FuzzFront(app, TokenMint(services, actions))
     with LiveServer(front) as server:
