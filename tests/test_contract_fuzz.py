@@ -159,6 +159,9 @@ def write_config(path: Path, base_url: str, max_examples: int, seed: int, authen
         *(f"checks.{check}.enabled = false" for check in CHECKS_OFF_ON_PAGE_PATHS),
     ]
     if authenticated:
+        # Cookie-borne tokens need an allowed Origin on a POST; without one every such request
+        # would stop at 403 origin_rejected, before the token is looked at.
+        lines.insert(0, f"headers = {{ Origin = {toml_string(base_url)} }}")
         for name, scheme in security_schemes().items():
             lines += [
                 f"[auth.dynamic.openapi.{name}]",
