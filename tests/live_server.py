@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from cypher.http import WsgiApp
 
 HOST = "127.0.0.1"
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
 
 
 class LiveServer:
-    """A threaded werkzeug server for `app` on 127.0.0.1 at a port the OS chooses; use with `with`."""
+    """A threaded werkzeug server for `app` (a Flask app, or any WSGI app in front of one) on
+    127.0.0.1 at a port the OS chooses; use with `with`."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: WsgiApp) -> None:
         """Bind at once (port 0, so the OS picks a free port); serving starts on `start`."""
         self._server: BaseWSGIServer = make_server(HOST, 0, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"live-server-{self.port}", daemon=True)
