@@ -145,7 +145,11 @@ def test_register_finish_refuses_a_mangled_record_and_keeps_the_registration(
         username = next(names)
         init = client.post("/register/init", json={"username": username, "registrationRequest": b64(REAL_REQUEST)})
         assert init.status_code == 200, init.get_json()
-        response = client.post("/register/finish", json={"username": username, "registrationRecord": field})
+        registration_id = init.get_json()["registrationId"]
+        response = client.post(
+            "/register/finish",
+            json={"username": username, "registrationId": registration_id, "registrationRecord": field},
+        )
         if response.status_code == 201:
             # 192 bytes whose first 32 are a valid public key: the server cannot tell such a record
             # from a genuine one (only the client's envelope can), so it stores it, as OPAQUE says.
@@ -153,7 +157,10 @@ def test_register_finish_refuses_a_mangled_record_and_keeps_the_registration(
             return
         assert_refused(response, 400, {"invalid_message"})
         assert not account_exists(services, username)
-        finished = client.post("/register/finish", json={"username": username, "registrationRecord": b64(REAL_RECORD)})
+        finished = client.post(
+            "/register/finish",
+            json={"username": username, "registrationId": registration_id, "registrationRecord": b64(REAL_RECORD)},
+        )
         assert finished.status_code == 201, finished.get_json()
 
     probe()
@@ -171,11 +178,17 @@ def test_a_refused_record_then_the_right_one_gives_an_account_that_logs_in(
     @COSTLY
     @given(field=message_field(record).filter(lambda field: len(field) != len(b64(record))))
     def probe(field: str) -> None:
-        response = client.post("/register/finish", json={"username": "fuzzed", "registrationRecord": field})
+        response = client.post(
+            "/register/finish",
+            json={"username": "fuzzed", "registrationId": body["registrationId"], "registrationRecord": field},
+        )
         assert_refused(response, 400, {"invalid_message"})
 
     probe()
-    finished = client.post("/register/finish", json={"username": "fuzzed", "registrationRecord": b64(record)})
+    finished = client.post(
+        "/register/finish",
+        json={"username": "fuzzed", "registrationId": body["registrationId"], "registrationRecord": b64(record)},
+    )
     assert finished.status_code == 201, finished.get_json()
     # The password is right (the client opens its envelope); the account waits for TOTP enrolment.
     login = actions.opaque.login("fuzzed", PASSWORD)

@@ -23,7 +23,8 @@ KEY_STRETCHING = {"argon2id-custom": {"iterations": 2, "memory": 65536, "paralle
 MAX_USERNAME_FIELD = 256  # longer than any valid username; the service gives the precise error
 # A loginId is 284 characters and a registrationId 167 (16 more with the longest key id a keys
 # file may hold).
-MAX_SEALED_ID_FIELD = 320
+MAX_LOGIN_ID_FIELD = 320
+MAX_REGISTRATION_ID_FIELD = 256
 
 
 def registration_response(started: RegistrationStarted) -> JsonObject:
@@ -53,7 +54,7 @@ def register_finish() -> tuple[JsonObject, int]:
     body = json_body()
     finished = services().opaque.finish_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
-        string_field(body, "registrationId", MAX_SEALED_ID_FIELD),
+        string_field(body, "registrationId", MAX_REGISTRATION_ID_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
         client_info(),
     )
@@ -85,7 +86,7 @@ def login_init() -> JsonObject:
 def login_finish() -> Response:
     body = json_body()
     finished = services().opaque.finish_login(
-        string_field(body, "loginId", MAX_SEALED_ID_FIELD),
+        string_field(body, "loginId", MAX_LOGIN_ID_FIELD),
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
         client_info(),
     )
