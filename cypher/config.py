@@ -97,6 +97,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         # Per client address, on each OPAQUE, TOTP, session and account endpoint.
         "RATELIMIT_AUTH": env.get("CYPHER_RATELIMIT_AUTH") or "30 per minute",
         "RATELIMIT_KEY_PREFIX": env.get("CYPHER_RATELIMIT_KEY_PREFIX") or "cypher",
+        # How many processes serve this instance: deploy/gunicorn.conf.py sets it in every worker to
+        # gunicorn's worker count. Per-process rate-limit counters are only sound with one.
+        "SERVING_PROCESSES": _integer(env, "CYPHER_SERVING_PROCESSES", 1),
         # The origins (scheme://host[:port]) that may call Cypher with cookies, its own public one
         # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
         # request arrives with is not the browser's). CORS answers them; the Origin check too.
@@ -115,4 +118,11 @@ def production_problems(config: Mapping[str, Any], keys_file_too_open: bool) -> 
         problems.append("CYPHER_SERVER_ID is not set: set it to the public host name, before anyone registers")
     if not config["ALLOWED_ORIGINS"]:
         problems.append("CYPHER_ALLOWED_ORIGINS is empty: list the public origin(s), e.g. https://login.example.com")
+    processes = config["SERVING_PROCESSES"]
+    if config["RATELIMIT_ENABLED"] and config["RATELIMIT_STORAGE"] == "memory://" and processes > 1:
+        problems.append(
+            f"rate limits would be counted per process (CYPHER_RATELIMIT_STORAGE=memory://) while {processes} "
+            "processes serve, so each would admit the whole limit: set CYPHER_RATELIMIT_STORAGE to a Redis "
+            "(redis://127.0.0.1:6379/0) or serve with one worker (CYPHER_WORKERS=1)"
+        )
     return problems

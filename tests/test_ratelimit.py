@@ -8,7 +8,6 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from typing import cast
 
 import pytest
 import redis
@@ -126,7 +125,7 @@ def test_the_in_process_window_moves_and_forgets_quiet_addresses(monkeypatch: py
     assert limits.hit("192.0.2.1", "opaque.login_init") == 20  # the first hit leaves the minute in 20 s
     clock.now += 20
     assert limits.hit("192.0.2.1", "opaque.login_init") is None  # it has left; the hour still counts
-    window = cast(InProcessMovingWindow, limits._window)
+    window = limits._local
     assert len(window._hits) == 2  # one key per (address, endpoint, limit)
     clock.now += 3600  # past the longest window: the address has gone quiet
     for _ in range(InProcessMovingWindow.SWEEP_EVERY):  # a busy address brings the sweep round
