@@ -18,7 +18,7 @@ from typing import Any
 from flask.json.provider import JSONProvider
 from werkzeug.sansio.http import parse_cookie
 
-from cypher.http import WsgiApp
+from cypher.http import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE, WsgiApp, database_unavailable
 from cypher.observability import ENDPOINT_KEY
 from cypher.request_auth import ACCESS_COOKIE, bearer_from
 from cypher.services.errors import InvalidToken
@@ -67,7 +67,14 @@ class ForwardAuth:
             principal = self._sessions.verify(token)
         except InvalidToken as error:
             return self._error("401 UNAUTHORIZED", error.code, error.message)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):  # as on every endpoint (http.py); nginx makes it a 500 of its own
+                log.warning("database unavailable on %s %s", environ.get("REQUEST_METHOD"), PATH)
+                status, headers, body = self._error(
+                    "503 SERVICE UNAVAILABLE", "database_unavailable", DATABASE_UNAVAILABLE
+                )
+                headers.append(("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS)))
+                return status, headers, body
             # Logged with its traceback for the operator, as Flask's handler does; nginx sees a 500.
             log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), PATH)
             return self._error("500 INTERNAL SERVER ERROR", "internal_error", "Internal server error.")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL host that does not answer at all must fail a request well within gunicorn's worker
+# timeout (30 s), as a 503, rather than wait for the OS's TCP timeout. `?connect_timeout=` overrides.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 WRITE = "cypher_write"  # the execution option that marks a write transaction
 
 
@@ -20,7 +23,10 @@ def make_engine(url: str) -> Engine:
     else:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # psycopg 3 is the driver
-        engine = create_engine(url, pool_pre_ping=True)
+        connect_args = (
+            {} if "connect_timeout" in make_url(url).query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        )
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     _forget_connections_across_fork(engine)
     return engine
 
