@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 
@@ -164,3 +165,19 @@ def test_counters_in_redis_keep_the_keys_flask_limiter_wrote(app_config: dict[st
         connection.delete(key)
         connection.close()
         app.extensions["cypher"].store.dispose()
+
+
+def test_a_redis_that_does_not_answer_is_replaced_by_per_process_counts(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on the port: every request is still answered, limited in this process,
+    counted in the fallback metric, and the outage is logged once, without the address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # a port that is bound but never listened on refuses connections
+        port = probe.getsockname()[1]
+        fallbacks: list[None] = []
+        limits = AddressLimits(f"redis://127.0.0.1:{port}/0", "2 per minute", "unit", lambda: fallbacks.append(None))
+        answers = [limits.hit("192.0.2.1", "opaque.login_init") for _ in range(4)]
+    assert answers[:2] == [None, None] and all(isinstance(answer, int) and answer > 0 for answer in answers[2:])
+    assert len(fallbacks) == 4 and limits.outage.down
+    assert limits.shared_storage_answers() is False
+    warnings = [record.getMessage() for record in caplog.records if record.name == "cypher.ratelimit"]
+    assert warnings == ["rate-limit storage does not answer (ConnectionError): counting per process until it does"]
