@@ -6,7 +6,7 @@ import os
 import sqlite3
 from typing import Any
 
-from sqlalchemy import Engine, ExceptionContext, create_engine, event, exc, make_url
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -14,9 +14,6 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # timeout (30 s), as a 503, rather than wait for the OS's TCP timeout. `?connect_timeout=` overrides.
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 WRITE = "cypher_write"  # the execution option that marks a write transaction
-# SQLite result codes after which a connection stays unusable even once the file is fixed (its
-# permissions, its folder): it opened the file read-only, or lost it.
-SQLITE_REOPEN = frozenset({sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN})
 
 
 def make_engine(url: str) -> Engine:
@@ -24,7 +21,6 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
-        event.listen(engine, "handle_error", _reopen_after_file_errors)
     else:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # psycopg 3 is the driver
@@ -55,15 +51,9 @@ def _begin_sqlite(connection: Any) -> None:
         try:
             connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
-            # Once more through SQLAlchemy, which wraps the error (OperationalError, a 503) and
-            # passes it to handle_error as for any other statement; the fast path stays bare.
+            # Once more through SQLAlchemy, which wraps the error as for any other statement (a
+            # file that cannot be written: OperationalError, a 503); the fast path stays bare.
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _reopen_after_file_errors(context: ExceptionContext) -> None:
-    code = getattr(context.original_exception, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in SQLITE_REOPEN:
-        context.is_disconnect = True  # the pool drops it; the next connection opens the file anew
 
 
 def _forget_connections_across_fork(engine: Engine) -> None:
