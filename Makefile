@@ -45,6 +45,8 @@ run: install
 	$(BIN)/flask --app cypher run --host $(HOST) --port $(PORT)
 
 # The production setup, locally: gunicorn with deploy/gunicorn.conf.py (CYPHER_BIND, CYPHER_WORKERS).
+# Its workers count rate limits apart unless CYPHER_RATELIMIT_STORAGE names a Redis (a warning
+# says so; production refuses it): docs/configuration.md.
 serve: install
 	$(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
 

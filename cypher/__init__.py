@@ -60,8 +60,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     for blueprint in (opaque.bp, totp.bp, sessions.bp, account.bp, activity.bp, gateway.bp, pages.bp):
         app.register_blueprint(blueprint)
-    install_rate_limits(app, [opaque.bp, totp.bp, sessions.bp, account.bp, activity.bp])
     metrics = install_observability(app)
+    install_rate_limits(
+        app, [opaque.bp, totp.bp, sessions.bp, account.bp, activity.bp], metrics.ratelimit_fallbacks.inc
+    )
     if app.config["ALLOWED_ORIGINS"]:
         # Only the listed origins, with credentials; nothing at all when the list is empty, nor to
         # a request without an Origin (always_send would list the allowed origins to anyone).

@@ -138,6 +138,9 @@ def load_config(instance_path: Path, environ: Mapping[str, str] | None = None) -
         "LOGIN_ATTEMPTS_PER_NAME": _integer(env, "CYPHER_LOGIN_ATTEMPTS_PER_NAME", 100),
         "LOGIN_BAN": _integer(env, "CYPHER_LOGIN_BAN", 5 * 60),
         "LOGIN_LONGEST_BAN": _integer(env, "CYPHER_LOGIN_LONGEST_BAN", 24 * 3600),
+        # How many processes serve this instance: deploy/gunicorn.conf.py sets it in every worker to
+        # gunicorn's worker count. Per-process rate-limit counters are only sound with one.
+        "SERVING_PROCESSES": _integer(env, "CYPHER_SERVING_PROCESSES", 1),
         # The origins (scheme://host[:port]) that may call Cypher with cookies, its own public one
         # first (production refuses an empty list: behind a proxy that ends TLS, the origin a
         # request arrives with is not the browser's). CORS answers them; the Origin check too.
@@ -165,6 +168,13 @@ def production_problems(config: Mapping[str, Any], keys_file_too_open: bool) -> 
     if not config["ALLOWED_HOSTS"]:
         problems.append(
             "CYPHER_ALLOWED_HOSTS is empty: list the public host name(s) Cypher is reached by, e.g. login.example.com"
+        )
+    processes = config["SERVING_PROCESSES"]
+    if config["RATELIMIT_ENABLED"] and config["RATELIMIT_STORAGE"] == "memory://" and processes > 1:
+        problems.append(
+            f"rate limits would be counted per process (CYPHER_RATELIMIT_STORAGE=memory://) while {processes} "
+            "processes serve, so each would admit the whole limit: set CYPHER_RATELIMIT_STORAGE to a Redis "
+            "(redis://127.0.0.1:6379/0) or serve with one worker (CYPHER_WORKERS=1)"
         )
     return problems
 

@@ -20,7 +20,14 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.sansio.http import parse_cookie
 from werkzeug.wsgi import get_host
 
-from cypher.http import HOST_REFUSED_CODE, HOST_REFUSED_MESSAGE, WsgiApp
+from cypher.http import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    DATABASE_UNAVAILABLE,
+    HOST_REFUSED_CODE,
+    HOST_REFUSED_MESSAGE,
+    WsgiApp,
+    database_unavailable,
+)
 from cypher.observability import ENDPOINT_KEY
 from cypher.request_auth import bearer_from
 from cypher.services.errors import InvalidToken
@@ -92,7 +99,14 @@ class ForwardAuth:
             principal = self._sessions.verify(token)
         except InvalidToken as error:
             return self._error("401 UNAUTHORIZED", error.code, error.message)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):  # as on every endpoint (http.py); nginx makes it a 500 of its own
+                log.warning("database unavailable on %s %s", environ.get("REQUEST_METHOD"), PATH)
+                status, headers, body = self._error(
+                    "503 SERVICE UNAVAILABLE", "database_unavailable", DATABASE_UNAVAILABLE
+                )
+                headers.append(("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS)))
+                return status, headers, body
             # Logged with its traceback for the operator, as Flask's handler does; nginx sees a 500.
             log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), PATH)
             return self._error("500 INTERNAL SERVER ERROR", "internal_error", "Internal server error.")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import binascii
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Literal, NoReturn, cast, overload
 
 from flask import Flask, Request, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sansio.app import App
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge, SecurityError, TooManyRequests
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
@@ -39,6 +42,41 @@ HTTP_ERROR_CODES: dict[int, str] = {
 # and the gateway's own check): the name is not echoed back.
 HOST_REFUSED_CODE = "invalid_host"
 HOST_REFUSED_MESSAGE = "This server does not answer to the host name in the request (Host or X-Forwarded-Host)."
+
+# When a client may try again after the database failed to answer: a restart or failover takes
+# seconds, and SQLAlchemy's pool reconnects by itself once the database is back.
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE = "The database does not answer. Try again shortly (see Retry-After)."
+
+
+# SQLite raises the same OperationalError for "no such table" (a bug: 500) as for a file it cannot
+# open or write; these primary result codes are the database being unusable.
+SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached or used (down, restarting, a lost
+    connection, a file that cannot be written, the pool exhausted), not that a statement is wrong."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    sqlite_code: int | None = getattr(error.orig, "sqlite_errorcode", None)
+    return sqlite_code is None or sqlite_code & 0xFF in SQLITE_UNAVAILABLE
 
 
 def _not_json(value: object) -> NoReturn:
@@ -167,12 +205,20 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+def database_unavailable_response() -> Response:
+    response = error_response(503, "database_unavailable", DATABASE_UNAVAILABLE)
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install_http_conventions(app: Flask) -> None:
     """The API's JSON, request bodies and error answers, on `app`."""
     app.json = ApiJSONProvider(app)
     app.request_class = ApiRequest
     app.register_error_handler(CypherError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(PoolTimeout, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -195,6 +241,15 @@ def _http_error(error: HTTPException) -> Response:
     if isinstance(error, TooManyRequests) and error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)  # whole seconds (ratelimit.py)
     return response
+
+
+def _database_error(error: Exception) -> Response:
+    if not database_unavailable(error):
+        return _unexpected_error(error)
+    # The DB-API error's class only: SQLAlchemy's text carries the statement and its parameters.
+    cause = getattr(error, "orig", None) or error
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, type(cause).__name__)
+    return database_unavailable_response()
 
 
 def _unexpected_error(error: Exception) -> Response:

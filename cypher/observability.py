@@ -1,7 +1,8 @@
 """Request ids, JSON-lines logs and Prometheus metrics.
 
-Metrics: request latency by endpoint, password and second-factor outcomes, and live sessions
-(counted at scrape time). Under gunicorn set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py
+Metrics: request latency by endpoint, password and second-factor outcomes, requests rate-limited
+per process for want of Redis, and live sessions (counted at scrape time, left out while the
+database does not answer). Under gunicorn set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py
 does) so that one scrape sums every worker. /metrics answers `Authorization: Bearer
 <CYPHER_METRICS_TOKEN>` when a token is set (from loopback too: behind a proxy on the same machine,
 every client is loopback), else loopback clients only. Logs never carry a token or a secret: only the
@@ -24,6 +25,7 @@ from flask import Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 
 from cypher.http import WsgiApp, error_response
 from cypher.request_auth import bearer_from
@@ -65,8 +67,13 @@ class LiveSessions(Collector):
         self._app = app
 
     def collect(self) -> Iterator[Metric]:
-        with self._app.app_context():
-            count = services().admin.count_live_sessions()
+        try:
+            with self._app.app_context():
+                count = services().admin.count_live_sessions()
+        except SQLAlchemyError as error:
+            # The other metrics still matter most while the database is down: this one is left out.
+            logging.getLogger(__name__).warning("active sessions not counted: %s", type(error).__name__)
+            return
         yield GaugeMetricFamily("cypher_active_sessions", "Live (not revoked, not expired) sessions", value=count)
 
 
@@ -83,6 +90,11 @@ class Metrics:
             "cypher_login_steps",
             "Login steps by outcome: the password (OPAQUE KE3) and the second factor",
             ["step", "result"],
+            registry=self.registry,
+        )
+        self.ratelimit_fallbacks = Counter(
+            "cypher_ratelimit_fallback_requests",
+            "Requests whose rate limits were counted in one process because Redis did not answer",
             registry=self.registry,
         )
         self.sessions = LiveSessions(app)

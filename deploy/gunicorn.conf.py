@@ -32,6 +32,12 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir
 
 
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Tell the worker's Cypher how many workers serve (after -w, GUNICORN_CMD_ARGS or TTIN/TTOU):
+    per-process rate-limit counters are refused in production when there are several."""
+    os.environ["CYPHER_SERVING_PROCESSES"] = str(server.num_workers)
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A worker ended: its live gauges no longer count."""
     from prometheus_client import multiprocess

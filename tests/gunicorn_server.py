@@ -36,14 +36,7 @@ class Gunicorn:
         return self.log_path.read_text()
 
 
-@contextmanager
-def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3, app: str = "wsgi:app") -> Iterator[Gunicorn]:
-    """Serve `app` (Cypher by default) with `settings` (CYPHER_* variables) until the block ends.
-
-    workers=0 keeps deploy/gunicorn.conf.py's own count (2 x cores + 1)."""
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"gunicorn-{port}.log"
+def _environment(workdir: Path, settings: dict[str, str], workers: int, port: int) -> dict[str, str]:
     env = {
         **os.environ,
         "CYPHER_INSTANCE_PATH": str(workdir / "instance"),
@@ -57,6 +50,18 @@ def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3, app: str
         env["CYPHER_WORKERS"] = str(workers)
     else:
         env.pop("CYPHER_WORKERS", None)
+    return env
+
+
+@contextmanager
+def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3, app: str = "wsgi:app") -> Iterator[Gunicorn]:
+    """Serve `app` (Cypher by default) with `settings` (CYPHER_* variables) until the block ends.
+
+    workers=0 keeps deploy/gunicorn.conf.py's own count (2 x cores + 1)."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"gunicorn-{port}.log"
+    env = _environment(workdir, settings, workers, port)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(GUNICORN), "-c", "deploy/gunicorn.conf.py", app], cwd=REPO, env=env, stdout=log, stderr=log
@@ -77,3 +82,31 @@ def gunicorn(workdir: Path, settings: dict[str, str], workers: int = 3, app: str
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def refused_start(workdir: Path, settings: dict[str, str], workers: int) -> str:
+    """Start gunicorn with `settings` expecting it to refuse: its log, once it has exited."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    completed = subprocess.run(
+        [str(GUNICORN), "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+        cwd=REPO,
+        env=_environment(workdir, settings, workers, free_port()),
+        capture_output=True,
+        timeout=START_TIMEOUT_SECONDS,
+    )
+    log = (completed.stdout + completed.stderr).decode(errors="replace")
+    assert completed.returncode != 0, log
+    return log
+
+
+def worker_pids(server: Gunicorn) -> set[int]:
+    """The pids of the master's live worker processes."""
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return {int(pid) for pid in children if _alive(int(pid))}
+
+
+def _alive(pid: int) -> bool:
+    try:  # the state follows the parenthesised name; Z is a zombie the master has not reaped yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

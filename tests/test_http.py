@@ -166,7 +166,7 @@ def test_healthz(client: FlaskClient) -> None:
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
-def test_healthz_is_503_without_a_database(tmp_path: Path) -> None:
+def test_without_a_database_healthz_answers_and_readyz_and_every_endpoint_say_503(tmp_path: Path) -> None:
     app = create_app(
         {
             "TESTING": True,
@@ -175,7 +175,22 @@ def test_healthz_is_503_without_a_database(tmp_path: Path) -> None:
             "MIGRATE_ON_START": False,
         }
     )
-    _error(app.test_client().get("/healthz"), 503, "database_unavailable")
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}  # the process answers
+    not_ready = client.get("/readyz")
+    _error(not_ready, 503, "not_ready")
+    assert not_ready.get_json()["error"] == "Not ready: the database does not answer."  # no Redis: memory://
+    assert int(not_ready.headers["Retry-After"]) > 0
+    refused = client.post("/login/init", json={"username": "alice", "startLoginRequest": "A" * 128})
+    _error(refused, 503, "database_unavailable")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert b"missing-dir" not in refused.data and b"sqlite" not in refused.data.lower()
+    assert client.get("/api/opaque-config").status_code == 200  # what needs no database is still served
+
+
+def test_readyz_when_everything_answers(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ready", "database": "up"}
 
 
 def test_a_nul_character_is_a_400_not_a_database_error(client: FlaskClient) -> None:

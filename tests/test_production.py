@@ -40,6 +40,10 @@ def test_a_secure_setup_starts_and_sends_hsts(production_config: dict[str, objec
         ({"SERVER_ID": "localhost"}, "CYPHER_SERVER_ID is not set"),
         ({"ALLOWED_ORIGINS": []}, "CYPHER_ALLOWED_ORIGINS is empty"),
         ({"ALLOWED_HOSTS": []}, "CYPHER_ALLOWED_HOSTS is empty: list the public host name"),
+        (
+            {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE": "memory://", "SERVING_PROCESSES": 4},
+            "counted per process .* while 4 processes serve",
+        ),
     ],
 )
 def test_each_insecure_setup_is_refused(
@@ -47,6 +51,14 @@ def test_each_insecure_setup_is_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=complaint):
         create_app({**production_config, **change})
+
+
+def test_per_process_rate_limits_are_fine_with_one_process_or_redis(production_config: dict[str, object]) -> None:
+    for change in (
+        {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE": "memory://", "SERVING_PROCESSES": 1},
+        {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE": "redis://127.0.0.1:1/0", "SERVING_PROCESSES": 4},
+    ):  # Redis is not asked at start, so a port where none listens will do
+        create_app({**production_config, **change}).extensions["cypher"].store.dispose()
 
 
 def test_a_keys_file_others_can_read_is_refused(production_config: dict[str, object]) -> None:

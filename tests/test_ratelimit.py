@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
-from typing import cast
 
 import pytest
 import redis
@@ -126,7 +126,7 @@ def test_the_in_process_window_moves_and_forgets_quiet_addresses(monkeypatch: py
     assert limits.hit("192.0.2.1", "opaque.login_init") == 20  # the first hit leaves the minute in 20 s
     clock.now += 20
     assert limits.hit("192.0.2.1", "opaque.login_init") is None  # it has left; the hour still counts
-    window = cast(InProcessMovingWindow, limits._window)
+    window = limits._local
     assert len(window._hits) == 2  # one key per (address, endpoint, limit)
     clock.now += 3600  # past the longest window: the address has gone quiet
     for _ in range(InProcessMovingWindow.SWEEP_EVERY):  # a busy address brings the sweep round
@@ -165,3 +165,19 @@ def test_counters_in_redis_keep_the_keys_flask_limiter_wrote(app_config: dict[st
         connection.delete(key)
         connection.close()
         app.extensions["cypher"].store.dispose()
+
+
+def test_a_redis_that_does_not_answer_is_replaced_by_per_process_counts(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on the port: every request is still answered, limited in this process,
+    counted in the fallback metric, and the outage is logged once, without the address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # a port that is bound but never listened on refuses connections
+        port = probe.getsockname()[1]
+        fallbacks: list[None] = []
+        limits = AddressLimits(f"redis://127.0.0.1:{port}/0", "2 per minute", "unit", lambda: fallbacks.append(None))
+        answers = [limits.hit("192.0.2.1", "opaque.login_init") for _ in range(4)]
+    assert answers[:2] == [None, None] and all(isinstance(answer, int) and answer > 0 for answer in answers[2:])
+    assert len(fallbacks) == 4 and limits.outage.down
+    assert limits.shared_storage_answers() is False
+    warnings = [record.getMessage() for record in caplog.records if record.name == "cypher.ratelimit"]
+    assert warnings == ["rate-limit storage does not answer (ConnectionError): counting per process until it does"]

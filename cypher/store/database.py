@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL host that does not answer at all must fail a request well within gunicorn's worker
+# timeout (30 s), as a 503, rather than wait for the OS's TCP timeout. `?connect_timeout=` overrides.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 WRITE = "cypher_write"  # the execution option that marks a write transaction
 
 
@@ -20,7 +24,10 @@ def make_engine(url: str) -> Engine:
     else:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")  # psycopg 3 is the driver
-        engine = create_engine(url, pool_pre_ping=True)
+        connect_args = (
+            {} if "connect_timeout" in make_url(url).query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        )
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     _forget_connections_across_fork(engine)
     return engine
 
@@ -41,7 +48,12 @@ def _begin_sqlite(connection: Any) -> None:
     # A writer takes the write lock up front, so that concurrent writers queue on the busy timeout
     # instead of failing to upgrade a read lock. A read is one statement, consistent on its own.
     if connection.get_execution_options().get(WRITE, False):
-        connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            # Once more through SQLAlchemy, which wraps the error as for any other statement (a
+            # file that cannot be written: OperationalError, a 503); the fast path stays bare.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _forget_connections_across_fork(engine: Engine) -> None:
