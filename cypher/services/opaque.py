@@ -29,17 +29,20 @@ from cypher.services.errors import (
 from cypher.services.login_state import NO_RECORD, LoginState, LoginStateSealer, record_fingerprint
 from cypher.services.opaque_protocol import (
     KE3_BYTES,
+    USER_RECORD_BYTES,
     OpaqueProtocol,
     OpaqueProtocolError,
 )
 from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import OpenRegistration, Store, StoreConflict
+from cypher.store import LoginRecord, OpenRegistration, Store, StoreConflict
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
 SEALED_REGISTRATION_SECRET = "registration_secret"
+# Whom the decoy record is sealed for: no username is empty, so it is no account's.
+DECOY_USERNAME = ""
 # What a registration state is for; one may be open per username at a time.
 REGISTER = "register"
 PASSWORD_CHANGE = "password"
@@ -102,6 +105,10 @@ class OpaqueService:
         self._clock = clock
         self._lifetimes = lifetimes
         self._swept_at: datetime | None = None
+        # Opened in place of an account's record when the name has none (_answering_record).
+        self._decoy_record = sealer.seal(
+            bytes(USER_RECORD_BYTES), username=DECOY_USERNAME, purpose=SEALED_OPAQUE_RECORD
+        )
 
     @property
     def server_id(self) -> str:
@@ -191,12 +198,8 @@ class OpaqueService:
     def start_login(self, raw_username: object, ke1: bytes) -> LoginStarted:
         username = canonical_username(raw_username)
         with self._store.transaction(readonly=True) as tx:
-            user = tx.users.by_name(username)
-        if user is None:
-            record, fingerprint = self._protocol.fake_user_record(username), NO_RECORD
-        else:
-            record = self._sealer.open(user.opaque_record, username=username, purpose=SEALED_OPAQUE_RECORD)
-            fingerprint = record_fingerprint(user.opaque_record)
+            user = tx.users.login_record(username)
+        record, fingerprint = self._answering_record(username, user)
         response = _protocol_call(self._protocol.login_response, ke1, record, username)
         login_id = self._login_states.seal(
             LoginState(
@@ -207,6 +210,24 @@ class OpaqueService:
             )
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
+
+    def _answering_record(self, username: str, user: LoginRecord | None) -> tuple[bytes, bytes]:
+        """The OPAQUE record that answers KE1 for `username`, and its fingerprint (NO_RECORD when
+        the name has no account and a fake record answers).
+
+        Both cases do the same work, so that the time of /login/init does not tell them apart
+        (RFC 9807 section 10.9): the fake record is derived, and a sealed record (the account's,
+        or a decoy) is opened and fingerprinted; only then is one of them chosen. A cache of fake
+        records would not do: a name's first login would then be slower than its next ones.
+        """
+        fake_record = self._protocol.fake_user_record(username)
+        if user is None:
+            sealed, sealed_for = self._decoy_record, DECOY_USERNAME
+        else:
+            sealed, sealed_for = user.opaque_record, username
+        opened = self._sealer.open(sealed, username=sealed_for, purpose=SEALED_OPAQUE_RECORD)
+        fingerprint = record_fingerprint(sealed)
+        return (fake_record, NO_RECORD) if user is None else (opened, fingerprint)
 
     def finish_login(self, login_id: str, ke3: bytes) -> LoginFinished:
         if len(ke3) != KE3_BYTES:

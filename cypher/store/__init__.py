@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 
 from cypher.store.database import WRITE, make_engine
 from cypher.store.records import (
+    LoginRecord,
     NewSession,
     OpenRegistration,
     PassAuthUse,
@@ -36,6 +37,7 @@ from cypher.store.sessions import Sessions
 from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
 
 __all__ = [
+    "LoginRecord",
     "NewSession",
     "OpenRegistration",
     "PassAuthUse",
