@@ -7,6 +7,8 @@ CYPHER_TEST_DATABASE_URL is set; SQLite serialises every writer and needs no suc
   are judged, and the row counts exactly those.
 - A pass-auth token from before a password change, or from before `users disable`, raced against
   it: no session it opens outlives the change's or the disable's commit.
+- Operators disabling one account at once (AdminService in threads, no server needed): one
+  disables it, the others find it no longer active.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 import pyotp
 import pytest
 
+from cypher.domain import STATUS_ACTIVE, SealedValue
 from cypher.services.admin import AdminService
 from cypher.services.clock import system_clock
 from cypher.services.totp import LOCKOUT_FAILURES, MAX_ATTEMPTS_PER_PASS_AUTH, TOTP_PERIOD_SECONDS
@@ -38,6 +41,7 @@ ATTEMPTS_PER_TOKEN = MAX_ATTEMPTS_PER_PASS_AUTH  # 4 x 5: twice the lockout's li
 # Each race: one password change or disable against this many logins' second steps.
 RIVAL_LOGINS = 3
 STAGGERED_LOGINS, STAGGER_SECONDS = 6, 0.005
+ADMINS = 8
 ROUNDS = 10
 T = TypeVar("T")
 
@@ -51,7 +55,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Gunicorn]:
 
 
 @pytest.fixture
-def store(server: Gunicorn, database_url: str) -> Iterator[Store]:
+def served_store(server: Gunicorn, database_url: str) -> Iterator[Store]:
     """The server's database, read and administered from the test (after gunicorn migrated it)."""
     opened = Store(database_url)
     yield opened
@@ -128,7 +132,9 @@ def _live_sessions(store: Store, username: str) -> list[str]:
         return [session.id for session in tx.sessions.list_live(datetime.now(UTC), user_id=user.id)]
 
 
-def test_wrong_codes_at_once_over_several_tokens_are_judged_up_to_the_limit(server: Gunicorn, store: Store) -> None:
+def test_wrong_codes_at_once_over_several_tokens_are_judged_up_to_the_limit(
+    server: Gunicorn, served_store: Store
+) -> None:
     account = Account(server.client, "race.lockout")
     tokens = [account.pass_auth() for _ in range(PASS_AUTH_TOKENS)]
     wrong = account.wrong_code()
@@ -138,7 +144,7 @@ def test_wrong_codes_at_once_over_several_tokens_are_judged_up_to_the_limit(serv
     # Each token stays within its own attempts, so only the account's lockout refuses: as many
     # judged as the limit, the rest refused unjudged.
     assert (judged, outcomes.count((429, "too_many_attempts"))) == (LOCKOUT_FAILURES, len(guesses) - judged), outcomes
-    user = find_user(store, account.username)
+    user = find_user(served_store, account.username)
     assert user is not None and user.totp_failures == LOCKOUT_FAILURES
     assert user.totp_locked_until is not None and user.totp_locked_until > datetime.now(UTC)
 
@@ -159,7 +165,7 @@ def _refused_or_revoked(server: Gunicorn, logins: list[HttpResponse]) -> tuple[i
     return len(logins) - revoked, revoked
 
 
-def test_no_session_from_before_a_password_change_outlives_it(server: Gunicorn, store: Store) -> None:
+def test_no_session_from_before_a_password_change_outlives_it(server: Gunicorn, served_store: Store) -> None:
     refused = revoked = 0
     for round_number in range(ROUNDS):
         account = Account(server.client, f"race.password{round_number}")
@@ -184,13 +190,13 @@ def test_no_session_from_before_a_password_change_outlives_it(server: Gunicorn, 
         *seconds, changed = _together([*logins, finish])
         assert changed.status_code == 200, changed.get_json()
         # The caller's own session stays; any that the old password opened meanwhile is revoked.
-        assert len(_live_sessions(store, account.username)) == 1, _codes(seconds)
+        assert len(_live_sessions(served_store, account.username)) == 1, _codes(seconds)
         refused, revoked = map(sum, zip((refused, revoked), _refused_or_revoked(server, seconds), strict=True))
     print(f"\npassword change races: {revoked} sessions opened then revoked, {refused} logins refused")
 
 
-def test_no_session_from_before_a_disable_outlives_it(server: Gunicorn, store: Store) -> None:
-    admin = AdminService(store, system_clock)
+def test_no_session_from_before_a_disable_outlives_it(server: Gunicorn, served_store: Store) -> None:
+    admin = AdminService(served_store, system_clock)
     refused = revoked = 0
     for round_number in range(ROUNDS):
         account = Account(server.client, f"race.disable{round_number}")
@@ -201,6 +207,15 @@ def test_no_session_from_before_a_disable_outlives_it(server: Gunicorn, store: S
         works.append(partial(admin.disable, account.username))
         *seconds, _ = _together(works)
         responses = [response for response in seconds if isinstance(response, HttpResponse)]
-        assert _live_sessions(store, account.username) == [], _codes(responses)
+        assert _live_sessions(served_store, account.username) == [], _codes(responses)
         refused, revoked = map(sum, zip((refused, revoked), _refused_or_revoked(server, responses), strict=True))
     print(f"\ndisable races: {revoked} sessions opened then revoked, {refused} logins refused")
+
+
+def test_of_concurrent_disables_one_disables_and_the_others_find_it_disabled(store: Store) -> None:
+    with store.transaction() as tx:
+        user = tx.users.add_pending("race.admin", SealedValue("key", b"record"), datetime.now(UTC))
+        tx.users.set_status(user.id, STATUS_ACTIVE, datetime.now(UTC))
+    admin = AdminService(store, system_clock)
+    outcomes = race(ADMINS, lambda: admin.disable("race.admin"))
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["NotFound"] * (ADMINS - 1) + ["int"], outcomes
