@@ -123,6 +123,15 @@ def test_a_taken_name_is_a_conflict_and_exactly_one_of_many_wins(store: Store) -
         assert len(connection.execute(select(User.id)).all()) == 1
 
 
+def test_the_login_record_is_the_accounts_and_none_for_a_name_without_one(store: Store) -> None:
+    user_id = _user_id(store, "alice")
+    _user_id(store, "bob")
+    with store.transaction(readonly=True) as tx:
+        alice, nobody = tx.users.login_record("alice"), tx.users.login_record("mallory")
+    assert alice is not None and (alice.id, alice.opaque_record) == (user_id, SECRET)
+    assert nobody is None
+
+
 def test_one_registration_per_name_at_a_time(store: Store) -> None:
     with store.transaction() as tx:
         tx.registrations.open("alice", "register", SECRET, NOW, NOW + TTL)

@@ -33,6 +33,7 @@ from cypher.services.errors import (
 from cypher.services.login_state import NO_RECORD, LoginState, LoginStateSealer, record_fingerprint
 from cypher.services.opaque_protocol import (
     KE3_BYTES,
+    USER_RECORD_BYTES,
     OpaqueProtocol,
     OpaqueProtocolError,
 )
@@ -41,11 +42,13 @@ from cypher.services.regulation import Admission, LoginRegulation, Verdict
 from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import OpenRegistration, Store, StoreConflict, Transaction, UserRecord
+from cypher.store import LoginRecord, OpenRegistration, Store, StoreConflict, Transaction, UserRecord
 
 # What a sealed value holds, bound into its associated data.
 SEALED_OPAQUE_RECORD = "opaque_record"
 SEALED_REGISTRATION_SECRET = "registration_secret"
+# Whom the decoy record is sealed for: no username is empty, so it is no account's.
+DECOY_USERNAME = ""
 # What a stored registration state is for: a password change (a new account's travels sealed in
 # its registrationId); one may be open per username at a time.
 PASSWORD_CHANGE = "password"
@@ -114,6 +117,10 @@ class OpaqueService:
         self._regulation = regulation
         self._swept_at: datetime | None = None
         self._audit = audit
+        # Opened in place of an account's record when the name has none (_answering_record).
+        self._decoy_record = sealer.seal(
+            bytes(USER_RECORD_BYTES), username=DECOY_USERNAME, purpose=SEALED_OPAQUE_RECORD
+        )
 
     @property
     def server_id(self) -> str:
@@ -214,27 +221,41 @@ class OpaqueService:
         username = canonical_username(raw_username)
         now = self._clock()
         with self._store.transaction() as tx:
-            user = tx.users.by_name(username)
+            user = tx.users.login_record(username)
             admission = self._regulation.admit(tx, username, client.ip, now)
-            self._record_ban(tx, admission, client, user, username)
-        if user is None or not admission.admitted:
-            # A banned name answers as a name without an account: the client sees a wrong password.
-            user = None
-            record, fingerprint = self._protocol.fake_user_record(username), NO_RECORD
-        else:
-            record = self._sealer.open(user.opaque_record, username=username, purpose=SEALED_OPAQUE_RECORD)
-            fingerprint = record_fingerprint(user.opaque_record)
+            self._record_ban(tx, admission, client, None if user is None else user.id, username)
+        # A banned name answers as a name without an account: the client sees a wrong password.
+        answering = user if admission.admitted else None
+        record, fingerprint = self._answering_record(username, answering)
         response = _protocol_call(self._protocol.login_response, ke1, record, username)
         login_id = self._login_states.seal(
             LoginState(
                 username=username,
-                user_id=None if user is None else user.id,
+                user_id=None if answering is None else answering.id,
                 record_fingerprint=fingerprint,
                 expected_client_auth=response.expected_client_auth,
                 started_at=now,
             )
         )
         return LoginStarted(login_id=login_id, username=username, server_id=self.server_id, login_response=response.ke2)
+
+    def _answering_record(self, username: str, user: LoginRecord | None) -> tuple[bytes, bytes]:
+        """The OPAQUE record that answers KE1 for `username`, and its fingerprint (NO_RECORD when
+        the name has no account and a fake record answers).
+
+        Both cases do the same work, so that the time of /login/init does not tell them apart
+        (RFC 9807 section 10.9): the fake record is derived, and a sealed record (the account's,
+        or a decoy) is opened and fingerprinted; only then is one of them chosen. A cache of fake
+        records would not do: a name's first login would then be slower than its next ones.
+        """
+        fake_record = self._protocol.fake_user_record(username)
+        if user is None:
+            sealed, sealed_for = self._decoy_record, DECOY_USERNAME
+        else:
+            sealed, sealed_for = user.opaque_record, username
+        opened = self._sealer.open(sealed, username=sealed_for, purpose=SEALED_OPAQUE_RECORD)
+        fingerprint = record_fingerprint(sealed)
+        return (fake_record, NO_RECORD) if user is None else (opened, fingerprint)
 
     def finish_login(self, login_id: str, ke3: bytes, client: ClientInfo) -> LoginFinished:
         if len(ke3) != KE3_BYTES:
@@ -269,7 +290,7 @@ class OpaqueService:
                         username=state.username,
                         phase=Phase.PASSWORD,
                     )
-                    self._record_ban(tx, admission, client, user, state.username)
+                    self._record_ban(tx, admission, client, state.user_id, state.username)
                 elif current:
                     self._regulation.forgive(tx, state.username, client.ip)
         except StoreConflict:
@@ -287,14 +308,14 @@ class OpaqueService:
         return LoginFinished(username=user.username, pass_auth=self._tokens.mint(TokenPurpose.PASS_AUTH, user.username))
 
     def _record_ban(
-        self, tx: Transaction, admission: Admission, client: ClientInfo, user: UserRecord | None, username: str
+        self, tx: Transaction, admission: Admission, client: ClientInfo, user_id: int | None, username: str
     ) -> None:
         if admission.verdict is Verdict.BAN_STARTED and admission.banned_until is not None:
             self._audit.record(
                 tx,
                 Event.LOGIN_BANNED,
                 client,
-                user_id=None if user is None else user.id,
+                user_id=user_id,
                 username=username,
                 scope=admission.scope or "",
                 until=admission.banned_until.isoformat(timespec="seconds"),

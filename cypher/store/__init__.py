@@ -26,6 +26,7 @@ from cypher.store.audit import AuditEvents
 from cypher.store.database import WRITE, make_engine
 from cypher.store.records import (
     AuditEvent,
+    LoginRecord,
     NewSession,
     OpenRegistration,
     PassAuthUse,
@@ -41,6 +42,7 @@ from cypher.store.users import Registrations, SpentLogins, StoreConflict, Users
 
 __all__ = [
     "AuditEvent",
+    "LoginRecord",
     "NewSession",
     "OpenRegistration",
     "PassAuthUse",

@@ -23,6 +23,14 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
+class LoginRecord:
+    """What /login/init needs of an account: which it is, and its sealed OPAQUE record."""
+
+    id: int
+    opaque_record: SealedValue
+
+
+@dataclass(frozen=True)
 class OpenRegistration:
     """The server's half of an OPAQUE registration in flight (a new account or a password change)."""
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cypher.domain import STATUS_PENDING, SealedValue
 from cypher.store.models import RegistrationState, SpentLogin, User
-from cypher.store.records import OpenRegistration, UserRecord
+from cypher.store.records import LoginRecord, OpenRegistration, UserRecord
 
 users = cast(Table, User.__table__)
 registration_states = cast(Table, RegistrationState.__table__)
@@ -37,6 +37,11 @@ _USER_COLUMNS = (
 )
 _SELECT_BY_NAME = select(*_USER_COLUMNS).where(users.c.username == bindparam("username"))
 _SELECT_BY_ID = select(*_USER_COLUMNS).where(users.c.id == bindparam("user_id"))
+# One row whether or not the name has an account (the account's, or NULLs), of three columns that
+# need no conversion: /login/init must cost the same for both (services/opaque.py).
+_SELECT_LOGIN_RECORD = select(users.c.id, users.c.opaque_record, users.c.opaque_record_key_id).select_from(
+    select(literal(1).label("one")).subquery().outerjoin(users, users.c.username == bindparam("username"))
+)
 _LOCK_BY_NAME = _SELECT_BY_NAME.with_for_update()
 _LOCK_BY_ID = _SELECT_BY_ID.with_for_update()
 _UPDATE_USER = update(users).where(users.c.id == bindparam("user_id"))
@@ -72,6 +77,13 @@ class Users:
         statement = _LOCK_BY_NAME if lock else _SELECT_BY_NAME
         row = self._connection.execute(statement, {"username": username}).first()
         return None if row is None else user_record(row)
+
+    def login_record(self, username: str) -> LoginRecord | None:
+        """The account's id and sealed OPAQUE record, read alike for a name with no account."""
+        row = self._connection.execute(_SELECT_LOGIN_RECORD, {"username": username}).one()
+        # Built from the row of NULLs too, and then dropped: the same work either way.
+        record = LoginRecord(row.id, SealedValue(row.opaque_record_key_id, row.opaque_record))
+        return None if row.id is None else record
 
     def by_id(self, user_id: int | None, *, lock: bool = False) -> UserRecord | None:
         statement = _LOCK_BY_ID if lock else _SELECT_BY_ID
