@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Literal, NoReturn, cast, overload
 
-from flask import Flask, Request, Response, current_app, jsonify, request
+from flask import Flask, Request, Response, current_app, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sansio.app import App
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -223,13 +223,18 @@ def install_http_conventions(app: Flask) -> None:
 
 
 def _domain_error(error: CypherError) -> Response:
-    return error_response(error.status, error.code, error.message)
+    response = error_response(error.status, error.code, error.message)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _http_error(error: HTTPException) -> Response:
     if isinstance(error, SecurityError):
         return error_response(400, HOST_REFUSED_CODE, HOST_REFUSED_MESSAGE)
     status = error.code or 500
+    if status == 404 and _wants_a_page():
+        return Response(render_template("not_found.html", path=request.path), status=404)
     message = error.description or error.name
     if status == 413:
         message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
@@ -250,6 +255,13 @@ def _database_error(error: Exception) -> Response:
     cause = getattr(error, "orig", None) or error
     log.warning("database unavailable on %s %s: %s", request.method, request.path, type(cause).__name__)
     return database_unavailable_response()
+
+
+def _wants_a_page() -> bool:
+    """A browser navigating to a mistyped address gets a page; an API client (fetch sends */*)
+    keeps the JSON error."""
+    accept = request.accept_mimetypes
+    return request.method == "GET" and accept.best_match(["application/json", "text/html"]) == "text/html"
 
 
 def _unexpected_error(error: Exception) -> Response:

@@ -105,10 +105,11 @@ def clear_cookie(response: Response, cookie: Cookie) -> None:
     )
 
 
-def session_response(tokens: SessionTokens) -> Response:
-    """The API's token answer, with both tokens also set as HttpOnly cookies."""
+def session_response(tokens: SessionTokens, extra: JsonObject | None = None) -> Response:
+    """The API's token answer (with `extra` fields), both tokens also set as HttpOnly cookies."""
     response = jsonify(
         {
+            **(extra or {}),
             "username": tokens.username,
             "accessToken": tokens.access.token,
             "refreshToken": tokens.refresh.token,

@@ -137,6 +137,8 @@ def test_a_journey_records_each_event_and_never_a_secret(
     assert names(services) == [
         "registration.finished",
         "totp.enrolled",
+        "login.succeeded",  # enrolment logs the enrolling browser in
+        "session.logout",
         "login.failed",  # unknown name
         "login.failed",  # wrong password
         "login.failed",  # the loginId again
@@ -156,14 +158,14 @@ def test_a_journey_records_each_event_and_never_a_secret(
         "account.deleted",
     ]
     recorded = events(services)
-    assert recorded[2] == ("login.failed", "mallory", {"phase": "password"})  # no account; the loginId names it
-    assert recorded[3] == ("login.failed", "alice", {"phase": "password"})
-    assert recorded[4][2] == {"phase": "expired"}
-    assert recorded[5] == ("login.failed", "alice", {"phase": "totp"})
-    assert recorded[6][2]["factor"] == "totp" and recorded[8][2]["factor"] == "recovery_code"
-    assert recorded[10][2] == {"session": second_id[:8]} and recorded[11][2] == {"session": second_id[:8]}
-    assert recorded[13][2] == {"phase": "totp"}
-    assert recorded[15][2] == {"sessions": 0} and recorded[16][2] == {"sessions": 1}
+    assert recorded[4] == ("login.failed", "mallory", {"phase": "password"})  # no account; the loginId names it
+    assert recorded[5] == ("login.failed", "alice", {"phase": "password"})
+    assert recorded[6][2] == {"phase": "expired"}
+    assert recorded[7] == ("login.failed", "alice", {"phase": "totp"})
+    assert recorded[8][2]["factor"] == "totp" and recorded[10][2]["factor"] == "recovery_code"
+    assert recorded[12][2] == {"session": second_id[:8]} and recorded[13][2] == {"session": second_id[:8]}
+    assert recorded[15][2] == {"phase": "totp"}
+    assert recorded[17][2] == {"sessions": 0} and recorded[18][2] == {"sessions": 1}
     assert all(username in {"alice", "mallory"} for _, username, _ in recorded)
 
     with services.store.transaction(readonly=True) as tx:
@@ -264,6 +266,8 @@ def test_the_audit_command_filters_newest_first(
         "login.failed",
         "login.succeeded",
         "login.failed",
+        "session.logout",
+        "login.succeeded",  # enrolment logged the enrolling client in
         "totp.enrolled",
         "registration.finished",
     ]
@@ -274,7 +278,7 @@ def test_the_audit_command_filters_newest_first(
         assert result.exit_code == 0, result.output
         return [json.loads(line)["event"] for line in result.output.splitlines()]
 
-    assert listed("--event", "login.") == ["login.failed", "login.succeeded", "login.failed"]
+    assert listed("--event", "login.") == ["login.failed", "login.succeeded", "login.failed", "login.succeeded"]
     assert listed("--event", "login.f", "--user", "ALICE") == ["login.failed"]
     assert listed("--since", "1d") == ["login.failed", "login.succeeded", "login.failed"]
     since = (clock() - timedelta(hours=1)).replace(tzinfo=None).isoformat()
@@ -294,11 +298,11 @@ def test_the_audit_command_filters_newest_first(
 def test_purge_deletes_events_past_the_retention(
     make_app: Any, clock: ManualClock, actions: AuthActions, user: Enrolled, services: Services
 ) -> None:
-    assert names(services) == ["registration.finished", "totp.enrolled"]
-    clock.advance(180 * DAY)  # the default retention has just passed for these two
+    assert names(services) == ["registration.finished", "totp.enrolled", "login.succeeded", "session.logout"]
+    clock.advance(180 * DAY)  # the default retention has just passed for these four
     actions.session(user)
     purged = services.maintenance.purge()
-    assert purged["audit_events"] == 2
+    assert purged["audit_events"] == 4
     assert names(services) == ["login.succeeded"]
 
     short = make_app(AUDIT_RETENTION_DAYS=1)
@@ -324,10 +328,16 @@ def test_activity_shows_only_the_callers_own_events_newest_first(
     response = client.get("/api/account/activity", headers=bearer(tokens))
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     listed = response.get_json()["events"]
-    assert [item["event"] for item in listed] == ["login.succeeded", "totp.enrolled", "registration.finished"]
+    assert [item["event"] for item in listed] == [
+        "login.succeeded",
+        "session.logout",
+        "login.succeeded",
+        "totp.enrolled",
+        "registration.finished",
+    ]
     assert listed[0]["description"] == "Logged in"
     assert listed[0]["ip"] == ADDRESS and listed[0]["userAgent"] == USER_AGENT
-    assert set(listed[0]) == {"occurredAt", "event", "description", "ip", "userAgent"}
+    assert set(listed[0]) == {"occurredAt", "event", "description", "ip", "userAgent", "device"}
     assert listed[0]["occurredAt"].endswith("+00:00")
 
     by_cookie = client.get("/api/account/activity")  # the access cookie, as the page sends it
@@ -364,7 +374,13 @@ def test_a_new_account_does_not_inherit_a_deleted_ones_events(
     clock.advance(1)  # the test clock stands still otherwise
     again = actions.enrol("alice", PASSWORD)
     listed = client.get("/api/account/activity", headers=bearer(actions.session(again))).get_json()["events"]
-    assert [item["event"] for item in listed] == ["login.succeeded", "totp.enrolled", "registration.finished"]
+    assert [item["event"] for item in listed] == [
+        "login.succeeded",
+        "session.logout",
+        "login.succeeded",
+        "totp.enrolled",
+        "registration.finished",
+    ]
 
 
 def test_activity_is_rate_limited(make_app: Any) -> None:

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from cypher.request_auth import current_principal
 from cypher.services.audit import describe
+from cypher.services.client_info import device_name
 from cypher.wiring import services
 
 bp = Blueprint("activity", __name__, url_prefix="/api/account")
@@ -23,6 +24,7 @@ def activity() -> Response:
                     "description": describe(event),
                     "ip": event.ip,
                     "userAgent": event.user_agent,
+                    "device": device_name(event.user_agent),
                 }
                 for event in events
             ]

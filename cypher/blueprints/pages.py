@@ -34,13 +34,25 @@ def index() -> str:
     return render_template("dashboard.html", username=principal.username)
 
 
+@bp.after_request
+def not_stored(response: BaseResponse) -> BaseResponse:
+    # A page may show an account's data (the dashboard at / shares its address with the landing
+    # page): Back after logging out must ask the server again, not show the browser's copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/register")
-def register() -> str:
+def register() -> str | BaseResponse:
+    if _principal() is not None:
+        return redirect(url_for("pages.index"))
     return render_template("register.html")
 
 
 @bp.get("/login")
-def login() -> str:
+def login() -> str | BaseResponse:
+    if _principal() is not None:
+        return redirect(url_for("pages.index"))
     return render_template("login.html", reason=request.args.get("reason", ""))
 
 

@@ -16,6 +16,7 @@ from cypher.request_auth import (
     session_response,
     token_from,
 )
+from cypher.services.client_info import device_name
 from cypher.services.errors import CypherError, InvalidToken, NotFound
 from cypher.wiring import services
 
@@ -81,6 +82,7 @@ def list_sessions() -> JsonObject:
                 "lastSeenAt": _timestamp(view.last_seen_at),
                 "ip": view.ip,
                 "userAgent": view.user_agent,
+                "device": device_name(view.user_agent),
                 "current": view.current,
             }
             for view in views

@@ -46,9 +46,8 @@ def verify_setup() -> Response:
     activated = services().totp.verify_setup(
         _enrollment_token(), string_field(body, "code", MAX_CODE_FIELD), client_info()
     )
-    response = jsonify({"username": activated.username, "recoveryCodes": activated.recovery_codes})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    # The account is active and this browser logged in: the answer of verify-login, and the codes.
+    return session_response(activated.session, {"recoveryCodes": activated.recovery_codes})
 
 
 @bp.post("/verify-login")

@@ -18,10 +18,15 @@ class CypherError(Exception):
         if "code" in cls.__dict__ and "status" not in cls.__dict__:
             raise TypeError(f"{cls.__name__} has a code of its own, so it needs its own status")
 
-    def __init__(self, message: str | None = None) -> None:
+    # Whole seconds until asking again can succeed, sent as Retry-After; None when waiting won't help.
+    retry_after: int | None = None
+
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
         super().__init__(message or self.message)
         if message:
             self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidRequest(CypherError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import io
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,9 @@ LOCKOUT_FAILURES = 10
 LOCKOUT_DURATION = timedelta(minutes=15)
 ACCOUNT_LOCKED_MESSAGE = "Too many wrong codes for this account. Try again in 15 minutes."
 SEALED_TOTP_SECRET = "totp_secret"
+USED_CODE_MESSAGE = "This code was already used. Wait for the next one (in {seconds} s)."
+USED_CODE_NEXT_SHOWN_MESSAGE = "This code was already used. Enter the next one your app shows."
+USED_RECOVERY_CODE_MESSAGE = "This recovery code was already used."
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class TotpEnrollment:
 class Activated:
     username: str
     recovery_codes: list[str]
+    # Enrolment proved the password (OPAQUE registration) and the authenticator in one browser:
+    # it opens a session there, as a login's second step does.
+    session: SessionTokens
 
 
 def _step(moment: datetime) -> int:
@@ -127,12 +134,23 @@ class TotpService:
             user = self._enrolling_user(tx, claims)
             step = matching_step(self._secret(user), code, now)
             if step is None or not _unused(user, step):
-                raise InvalidTotp()
+                raise _wrong_code(user, step, now)
             tx.users.set_status(user.id, STATUS_ACTIVE, now)
             tx.users.set_totp_state(user.id, step, 0, None)
             tx.recovery_codes.add(user.id, hashes, self._recovery.current_key_id)
             self._audit.record(tx, Event.TOTP_ENROLLED, client, user_id=user.id, username=user.username)
-        return Activated(user.username, codes)
+            tokens, session = self._sessions.prepare(user.id, user.username, client)
+            tx.sessions.add(session)
+            self._audit.record(
+                tx,
+                Event.LOGIN_SUCCEEDED,
+                client,
+                user_id=user.id,
+                username=user.username,
+                session=session_ref(tokens.session_id),
+                factor="totp",
+            )
+        return Activated(user.username, codes, tokens)
 
     def _enrolling_user(self, tx: Transaction, claims: TokenClaims) -> UserRecord:
         """The pending account the token enrols, locked for the rest of the transaction."""
@@ -269,7 +287,7 @@ class TotpService:
         """Spend the code (a TOTP step, or a recovery code) of a locked account row, or count it
         wrong toward the lockout, which a right one clears. The refusal, or None."""
         if user.totp_locked_until is not None and user.totp_locked_until > now:
-            return TooManyAttempts(ACCOUNT_LOCKED_MESSAGE)
+            return TooManyAttempts(ACCOUNT_LOCKED_MESSAGE, retry_after=_seconds_until(user.totp_locked_until, now))
         step = None
         if recovery_code is not None:
             accepted = self._spend_recovery_code(tx, user, recovery_code, now)
@@ -285,12 +303,22 @@ class TotpService:
         tx.users.set_totp_state(user.id, user.totp_last_step, failures, locked_until)
         if locked_until != user.totp_locked_until:
             self._audit.record(tx, Event.TOTP_LOCKED, client, user_id=user.id, username=user.username)
-        return InvalidTotp("Invalid recovery code") if recovery_code is not None else InvalidTotp()
+        if recovery_code is not None:
+            if self._recovery_code_spent(tx, user, recovery_code):
+                return InvalidTotp(USED_RECOVERY_CODE_MESSAGE)
+            return InvalidTotp("Invalid recovery code")
+        return _wrong_code(user, step, now)
 
     def _spend_recovery_code(self, tx: Transaction, user: UserRecord, code: str, now: datetime) -> bool:
         # The code's hash under every listed key: whichever key stored it.
         return any(
             tx.recovery_codes.spend(user.id, key_id, code_hash, now)
+            for key_id, code_hash in self._recovery.candidates(code).items()
+        )
+
+    def _recovery_code_spent(self, tx: Transaction, user: UserRecord, code: str) -> bool:
+        return any(
+            tx.recovery_codes.was_spent(user.id, key_id, code_hash)
             for key_id, code_hash in self._recovery.candidates(code).items()
         )
 
@@ -300,9 +328,26 @@ class TotpService:
         return self._sealer.open(user.totp_secret, username=user.username, purpose=SEALED_TOTP_SECRET).decode("ascii")
 
 
+def _wrong_code(user: UserRecord, step: int | None, now: datetime) -> InvalidTotp:
+    """The refusal of a TOTP code: plain wrong, or right but used already (say when the next comes).
+
+    Saying so gives nothing away: the code is spent, and only its owner's app just showed it."""
+    if step is None or user.totp_last_step is None:
+        return InvalidTotp()
+    wait = math.ceil((user.totp_last_step + 1) * TOTP_PERIOD_SECONDS - now.timestamp())
+    if wait <= 0:
+        return InvalidTotp(USED_CODE_NEXT_SHOWN_MESSAGE)
+    return InvalidTotp(USED_CODE_MESSAGE.format(seconds=wait), retry_after=wait)
+
+
 def _unused(user: UserRecord, step: int) -> bool:
     """Whether a step comes after the last one accepted: each step works once per account."""
     return user.totp_last_step is None or step > user.totp_last_step
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    """Whole seconds from now until `moment`, rounded up: asking again sooner would be refused."""
+    return max(1, math.ceil((moment - now).total_seconds()))
 
 
 def _newer_than(moment: datetime, token_issued_at: datetime) -> bool:

@@ -48,6 +48,18 @@ class RecoveryCodes:
         spend = {"owner_id": user_id, "hash_key_id": key_id, "hash": code_hash, "now": now}
         return self._connection.execute(_SPEND_CODE, spend).rowcount == 1
 
+    def was_spent(self, user_id: int, key_id: str, code_hash: bytes) -> bool:
+        """Whether the user holds this code and has used it already."""
+        found = self._connection.execute(
+            select(recovery_codes.c.used_at).where(
+                recovery_codes.c.user_id == user_id,
+                recovery_codes.c.key_id == key_id,
+                recovery_codes.c.code_hash == code_hash,
+                recovery_codes.c.used_at.is_not(None),
+            )
+        ).first()
+        return found is not None
+
     def count_unused(self, user_id: int) -> int:
         return int(
             self._connection.execute(

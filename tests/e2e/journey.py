@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Codes, Problems, screenshot
@@ -11,7 +13,9 @@ NEW_PASSWORD = "tangerine wombat lighthouse 42"
 TIMEOUT_MS = 30_000  # Argon2id with 64 MiB in WebAssembly, on a small machine
 
 
-def register(page: Page, base: str, username: str) -> tuple[Codes, list[str]]:
+def register(page: Page, base: str, username: str, *, stay_logged_in: bool = False) -> tuple[Codes, list[str]]:
+    """Register and enrol; enrolment logs the browser in, and unless `stay_logged_in` the person
+    goes on to the dashboard and logs out, so that the test's own logins start from scratch."""
     page.goto(f"{base}/register")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -28,7 +32,14 @@ def register(page: Page, base: str, username: str) -> tuple[Codes, list[str]]:
     expect(recovery).to_have_count(10)
     expect(page.locator('[data-step="totp-verify"]')).to_have_attribute("data-state", "done")
     screenshot(page, "register-recovery-codes")
-    return codes, recovery.all_inner_texts()
+    recovery_codes = recovery.all_inner_texts()
+    if not stay_logged_in:
+        page.get_by_role("link", name="Continue to your account").click()
+        expect(page.get_by_test_id("username")).to_have_text(username.lower())
+        expect(page.get_by_test_id("sessions").locator("tr")).to_have_count(1)  # loaded: nothing in flight
+        page.locator("#nav-logout").click()
+        expect(page).to_have_url(re.compile(r"/login\?reason=logged-out$"))
+    return codes, recovery_codes
 
 
 def password_step(page: Page, base: str, username: str, password: str) -> None:
@@ -48,7 +59,9 @@ def log_in(
     if wrong_code_first is not None:
         wrong_code_first.expect_once("status of 401")
         page.get_by_label("Code from your authenticator app").fill("000000")
-        expect(page.locator("#totp-error")).to_have_text("Invalid TOTP code")
+        expect(page.locator("#totp-error")).to_have_text(
+            "That is not the code your authenticator app shows now. Check the app and try again."
+        )
         expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
     page.get_by_label("Code from your authenticator app").fill(code)
     expect(page).to_have_url(f"{base}/", timeout=TIMEOUT_MS)

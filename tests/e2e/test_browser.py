@@ -81,7 +81,9 @@ def test_an_expired_password_step_starts_over(
     page.wait_for_timeout(3000)  # the pass-auth token lives 2 s here
     problems.expect_once("status of 401")
     page.get_by_label("Code from your authenticator app").fill(codes.next())
-    expect(page.locator("#login-error")).to_have_text("Password authentication token not found or expired")
+    expect(page.locator("#login-error")).to_have_text(
+        "The time for the second step ran out. Log in with your password again."
+    )
     expect(page.get_by_label("Password")).to_be_visible()
     expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
 

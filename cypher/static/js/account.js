@@ -1,10 +1,11 @@
 // The account page: change the password (OPAQUE re-registration), new recovery codes, deletion
 // (each needs a fresh code from the authenticator), and the account's recent security activity.
-import { opaqueConfig } from "./api.js";
-import { $, device, pageReady, when } from "./dom.js";
+import { opaqueConfig, plainWords } from "./api.js";
+import { $, pageReady, when } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
-import { announce, authed, endSession, startSessionManager } from "./session.js";
+import { showRecoveryCodes } from "./recovery-codes.js";
+import { announce, authed, endEverywhere, startSessionManager } from "./session.js";
 
 const configPromise = opaqueConfig();
 
@@ -30,7 +31,7 @@ function activityItem(event) {
   time.textContent = when(event.occurredAt);
   const where = document.createElement("div");
   where.className = "small text-body-secondary text-break";
-  const from = event.ip ? `${device(event.userAgent)}, ${event.ip}` : event.userAgent ?? "Unknown device";
+  const from = event.ip ? `${event.device}, ${event.ip}` : event.device;
   where.append(time, ` · ${from}`);
   if (event.userAgent) where.title = event.userAgent;
   item.append(what, where);
@@ -70,10 +71,11 @@ async function changePassword(event) {
       body: { registrationRecord, code: $("password-code").value.trim() },
     });
     event.target.reset();
+    $("new-password").dispatchEvent(new Event("input"));  // the emptied field's meter says nothing
     const others = done.revokedSessions;
     result("password-result", `Password changed. ${others} other session${others === 1 ? " was" : "s were"} logged out.`, true);
   } catch (error) {
-    result("password-result", error.message, false);
+    result("password-result", plainWords(error), false);
   }
   await loadActivity();
 }
@@ -82,16 +84,14 @@ async function newRecoveryCodes(event) {
   event.preventDefault();
   try {
     const { recoveryCodes } = await authed("/account/recovery-codes", { body: { code: $("codes-code").value.trim() } });
-    $("recovery-codes").replaceChildren(...recoveryCodes.map((code) => {
-      const item = document.createElement("li");
-      item.textContent = code;
-      return item;
-    }));
-    $("recovery-codes").classList.remove("d-none");
+    showRecoveryCodes($("username").textContent, recoveryCodes, {
+      list: "recovery-codes", copy: "copy-codes", download: "download-codes",
+    });
+    $("new-codes").classList.remove("d-none");
     result("codes-result", "New recovery codes: keep them safe, they are shown only now.", true);
     $("codes-code").value = "";
   } catch (error) {
-    result("codes-result", error.message, false);
+    result("codes-result", plainWords(error), false);
   }
   await loadActivity();
 }
@@ -101,10 +101,9 @@ async function deleteAccount(event) {
   if (!$("delete-confirm").checked) return result("delete-result", "Tick the box to confirm.", false);
   try {
     await authed("/account", { method: "DELETE", body: { code: $("delete-code").value.trim() } });
-    new BroadcastChannel("cypher-session").postMessage({ type: "logout" });
-    endSession("account-deleted");
+    endEverywhere("account-deleted");
   } catch (error) {
-    result("delete-result", error.message, false);
+    result("delete-result", plainWords(error), false);
   }
 }
 
@@ -112,6 +111,9 @@ attachMeter($("new-password"), () => [$("username").textContent]);
 $("password-form").addEventListener("submit", changePassword);
 $("codes-form").addEventListener("submit", newRecoveryCodes);
 $("delete-form").addEventListener("submit", deleteAccount);
+$("delete-confirm").addEventListener("change", () => {
+  if ($("delete-confirm").checked) $("delete-result").classList.add("d-none");  // the box is ticked now
+});
 pageReady();
 const username = await startSessionManager();
 $("username").textContent = username;

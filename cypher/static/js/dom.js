@@ -14,6 +14,15 @@ export function showError(id, message) {
   show($(id), Boolean(message));
 }
 
+// Keep controls disabled while the server asks for a wait (Retry-After), then give them back.
+export function holdFor(seconds, ...controls) {
+  if (!seconds) return;
+  for (const control of controls) control.disabled = true;
+  setTimeout(() => {
+    for (const control of controls) control.disabled = false;
+  }, seconds * 1000);
+}
+
 // A TOTP field keeps digits only and submits its form at six: a whole code needs no click.
 export function submitAtSixDigits(input, form) {
   input.addEventListener("input", () => {
@@ -25,14 +34,6 @@ export function submitAtSixDigits(input, form) {
 // A time from the API (ISO 8601, UTC) in the reader's own zone and format.
 export function when(iso) {
   return new Date(iso).toLocaleString();
-}
-
-// A User-Agent as a person names their device: "Firefox on Linux".
-export function device(userAgent) {
-  if (!userAgent) return "Unknown device";
-  const browser = /(Firefox|Edg|Chrome|Safari)\/[\d.]+/.exec(userAgent)?.[1] ?? "Browser";
-  const system = /(Windows|Mac OS X|Android|iPhone|Linux)/.exec(userAgent)?.[1] ?? "";
-  return `${browser === "Edg" ? "Edge" : browser}${system ? ` on ${system}` : ""}`;
 }
 
 // Called by each page's module once its handlers are attached: the forms' submit buttons work from

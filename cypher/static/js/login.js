@@ -1,12 +1,15 @@
 // The login page: OPAQUE (in a worker), then TOTP or a recovery code, each step shown as it happens.
-import { api, ApiError, opaqueConfig } from "./api.js";
-import { $, USERNAME, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
+import { api, ApiError, opaqueConfig, plainWords } from "./api.js";
+import { $, USERNAME, holdFor, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { rememberTokens } from "./session.js";
 import { Steps } from "./steps.js";
 
 const steps = new Steps();
 const configPromise = opaqueConfig();
+const secondStepControls = () => [
+  $("totp-code"), $("recovery-code"), ...document.querySelectorAll("#totp-section button"),
+];
 
 function backToPassword(message) {
   show($("totp-section"), false);
@@ -16,12 +19,24 @@ function backToPassword(message) {
   $("password").focus();
 }
 
+// The second step, fresh: no code from an earlier attempt is left in its fields.
+function openSecondStep() {
+  $("totp-code").value = "";
+  $("recovery-code").value = "";
+  showError("totp-error", "");
+  steps.awaitInput("totp", "Password proven. Waiting for the code from your authenticator app");
+  show($("login-form"), false);
+  show($("totp-section"), true);
+  (document.querySelector("#totp-section form:not(.d-none) input") ?? $("totp-code")).focus();
+}
+
 async function passwordStep(event) {
   event.preventDefault();
   showError("login-error", "");
   show($("login-reason"), false);
   steps.reset();
   $("login-submit").disabled = true;
+  let wait = null;
   try {
     const { username, password } = await steps.run("password-input", async () => ({
       username: $("username").value.trim(),
@@ -34,9 +49,12 @@ async function passwordStep(event) {
     const config = await configPromise;
     const { clientLoginState, startLoginRequest } = await steps.run("ke1", () =>
       opaqueCall("startLogin", { password }));
-    const init = await steps.run("send-ke1", () => api("/login/init", { body: { username, startLoginRequest } }));
-    await steps.run("ke2", async () => {
-      if (!init.loginResponse) throw new Error("The server sent no KE2.");
+    // One round trip: the server's work and the network together (the server's own time alone
+    // would tell an onlooker whether the name has an account).
+    const init = await steps.run("ke2", async () => {
+      const answer = await api("/login/init", { body: { username, startLoginRequest } });
+      if (!answer.loginResponse) throw new Error("The server sent no KE2.");
+      return answer;
     });
     const login = await steps.run("verify-server", async () => {
       const result = await opaqueCall("finishLogin", {
@@ -52,15 +70,15 @@ async function passwordStep(event) {
     });
     await steps.run("send-ke3", () =>
       api("/login/finish", { body: { loginId: init.loginId, finishLoginRequest: login.finishLoginRequest } }));
-    steps.start("totp");
-    show($("login-form"), false);
-    show($("totp-section"), true);
-    $("totp-code").focus();
+    openSecondStep();
   } catch (error) {
-    showError("login-error", error.message);
+    showError("login-error", plainWords(error));
+    wait = error instanceof ApiError ? error.retryAfter : null;
+    $("password").focus();  // the button was disabled under the focus: give it somewhere to be
   } finally {
     $("login-submit").disabled = false;
   }
+  holdFor(wait, $("login-submit"));
 }
 
 async function secondStep(body) {
@@ -74,15 +92,19 @@ async function secondStep(body) {
     steps.done("success");
     window.location.assign("/");
   } catch (error) {
-    if (error instanceof ApiError && (error.code === "pass_auth_expired" || error.code === "too_many_attempts")) {
-      steps.fail("totp", error.message);
-      backToPassword(error.message);
+    const message = plainWords(error);
+    steps.fail("totp", message);
+    const locked = error instanceof ApiError && error.code === "too_many_attempts" && error.retryAfter;
+    if (!locked && error instanceof ApiError && (error.code === "pass_auth_expired" || error.code === "too_many_attempts")) {
+      backToPassword(message);
       return;
     }
-    steps.fail("totp", error.message);
-    showError("totp-error", error.message);
+    // The account rests for a while: the password again would not help; the wait is the answer.
+    showError("totp-error", message);
     $("totp-code").value = "";
     $("recovery-code").value = "";
+    if (error instanceof ApiError) holdFor(error.retryAfter, ...secondStepControls());
+    (document.querySelector("#totp-section form:not(.d-none) input") ?? $("totp-code")).focus();
   }
 }
 

@@ -39,7 +39,9 @@ export function attachMeter(input, userInputs = () => []) {
   input.addEventListener("input", () => {
     const password = input.value.normalize("NFC");
     if (!password) {
+      fill.className = "progress-bar";
       fill.style.width = "0%";
+      bar.setAttribute("aria-valuenow", "0");
       text.textContent = "";
       return;
     }

@@ -1,9 +1,11 @@
 // The registration page: OPAQUE registration (in a worker), then TOTP enrolment and the
 // recovery codes, each step shown as it happens.
-import { api, opaqueConfig } from "./api.js";
-import { $, USERNAME, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
+import { api, ApiError, opaqueConfig, plainWords } from "./api.js";
+import { $, USERNAME, holdFor, pageReady, show, showError, submitAtSixDigits } from "./dom.js";
 import { normalisePassword, opaqueCall } from "./opaque-client.js";
 import { attachMeter, problemWith } from "./password-strength.js";
+import { showRecoveryCodes } from "./recovery-codes.js";
+import { rememberTokens } from "./session.js";
 import { Steps } from "./steps.js";
 
 const steps = new Steps();
@@ -30,10 +32,11 @@ async function register(event) {
     const config = await configPromise;
     const { clientRegistrationState, registrationRequest } = await steps.run("blind", () =>
       opaqueCall("startRegistration", { password }));
-    const init = await steps.run("send-request", () =>
-      api("/register/init", { body: { username, registrationRequest } }));
-    await steps.run("server-response", async () => {
-      if (!init.registrationResponse || !init.registrationId) throw new Error("The server sent no registration response.");
+    // One round trip: sending the blinded password and the server's OPRF evaluation.
+    const init = await steps.run("server-response", async () => {
+      const answer = await api("/register/init", { body: { username, registrationRequest } });
+      if (!answer.registrationResponse || !answer.registrationId) throw new Error("The server sent no registration response.");
+      return answer;
     });
     const { registrationRecord } = await steps.run("envelope", () =>
       opaqueCall("finishRegistration", {
@@ -52,13 +55,22 @@ async function register(event) {
     $("totp-secret").textContent = setup.secret;
     show($("register-form"), false);
     show($("totp-section"), true);
-    steps.start("totp-verify");
+    steps.awaitInput("totp-verify", "Waiting for the code from your authenticator app");
     $("totp-code").focus();
   } catch (error) {
-    showError("register-error", error.message);
+    showError("register-error", registrationError(error));
+    $("password").focus();  // the button was disabled under the focus
   } finally {
     $("register-submit").disabled = false;
   }
+}
+
+function registrationError(error) {
+  if (error instanceof ApiError && error.code === "username_taken") {
+    return "This username is taken. If you began registering it yourself and did not finish, "
+      + "the name becomes free again a few minutes after you started: try again then.";
+  }
+  return plainWords(error);
 }
 
 async function verifyTotp(event) {
@@ -72,35 +84,23 @@ async function verifyTotp(event) {
     });
     steps.done("totp-verify");
     enrollment = null;
-    showRecoveryCodes(result.username, result.recoveryCodes);
+    rememberTokens(result);  // enrolment logged this browser in
+    showAccountReady(result.username, result.recoveryCodes);
   } catch (error) {
-    steps.fail("totp-verify", error.message);
-    showError("totp-error", error.message);
+    const message = plainWords(error);
+    steps.fail("totp-verify", message);
+    showError("totp-error", message);
     $("totp-code").value = "";
+    if (error instanceof ApiError) holdFor(error.retryAfter, $("totp-code"));
+    $("totp-code").focus();
   }
 }
 
-function showRecoveryCodes(username, codes) {
-  $("recovery-codes").replaceChildren(...codes.map((code) => {
-    const item = document.createElement("li");
-    item.textContent = code;
-    return item;
-  }));
+function showAccountReady(username, codes) {
+  showRecoveryCodes(username, codes, { list: "recovery-codes", copy: "copy-codes", download: "download-codes" });
   show($("totp-section"), false);
   show($("recovery-section"), true);
-  $("recovery-title").focus?.();
-  $("copy-codes").onclick = async () => {
-    await navigator.clipboard.writeText(codes.join("\n"));
-    $("status").textContent = "Recovery codes copied.";
-  };
-  $("download-codes").onclick = () => {
-    const file = new Blob([`Cypher recovery codes for ${username}\n\n${codes.join("\n")}\n`], { type: "text/plain" });
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(file);
-    link.download = `cypher-recovery-codes-${username}.txt`;
-    link.click();
-    URL.revokeObjectURL(link.href);
-  };
+  $("recovery-title").focus();
 }
 
 attachMeter($("password"), () => [$("username").value]);

@@ -5,17 +5,33 @@ import { api, ApiError } from "./api.js";
 
 const EXPIRES_AT = "cypher.accessExpiresAt";
 const LIFETIME = "cypher.accessLifetime";
+// When the refresh token, and so the session, runs out: a refusal before then means the session
+// was ended elsewhere (logged out everywhere, revoked, a password change), not that it ran out.
+const SESSION_ENDS_AT = "cypher.sessionEndsAt";
 const channel = new BroadcastChannel("cypher-session");
 let timer;
 
-export function rememberTokens({ expiresIn }) {
+export function rememberTokens({ expiresIn, refreshExpiresIn }) {
   localStorage.setItem(EXPIRES_AT, String(Date.now() + expiresIn * 1000));
   localStorage.setItem(LIFETIME, String(expiresIn * 1000));
+  if (refreshExpiresIn) localStorage.setItem(SESSION_ENDS_AT, String(Date.now() + refreshExpiresIn * 1000));
 }
 
-function forget() {
+export function forget() {
   localStorage.removeItem(EXPIRES_AT);
   localStorage.removeItem(LIFETIME);
+  localStorage.removeItem(SESSION_ENDS_AT);
+}
+
+// Why a session this browser held is gone, as the login page's reason: ran out, or ended elsewhere.
+export function lostReason() {
+  const endsAt = Number(localStorage.getItem(SESSION_ENDS_AT) || 0);
+  return endsAt > Date.now() ? "ended-elsewhere" : "expired";
+}
+
+// Leave for the login page because the session could not be kept.
+export function sessionLost() {
+  return endSession(lostReason());
 }
 
 export function hadSession() {
@@ -41,7 +57,7 @@ export function endSession(reason) {
 
 // Refresh unless another tab just did (or always, when forced); true when the session lives on.
 export async function refresh({ force = false } = {}) {
-  if (force) forget();
+  if (force) localStorage.removeItem(EXPIRES_AT);  // the session's end stays known, for lostReason()
   return navigator.locks.request("cypher-refresh", async () => {
     if (expiresAt() - Date.now() > leadTime()) return true;  // another tab was faster
     try {
@@ -59,7 +75,7 @@ function schedule() {
   const delay = Math.max(0, expiresAt() - Date.now() - leadTime());
   timer = setTimeout(async () => {
     if (await refresh()) schedule();
-    else await endSession("expired");
+    else await sessionLost();
   }, delay);
 }
 
@@ -69,25 +85,32 @@ export async function authed(path, options = {}) {
     return await api(path, options);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401 || error.code !== "invalid_token") throw error;
-    if (!(await refresh({ force: true }))) return endSession("expired");
+    if (!(await refresh({ force: true }))) return sessionLost();
     schedule();
     return api(path, options);
   }
+}
+
+// End the session in every tab of this browser, each showing `reason` on the login page. The
+// message goes through this module's own channel, which does not hear itself: the tab that sent it
+// keeps its own reason.
+export function endEverywhere(reason) {
+  channel.postMessage({ type: "logout", reason });
+  return endSession(reason);
 }
 
 export async function logout(everywhere = false) {
   try {
     await authed(everywhere ? "/api/logout-all" : "/api/logout", { body: {} });
   } finally {
-    channel.postMessage({ type: "logout" });
-    endSession("logged-out");
+    endEverywhere(everywhere ? "logged-out-everywhere" : "logged-out");
   }
 }
 
 // Start keeping the session alive; resolves with the session's username.
 export async function startSessionManager() {
   channel.onmessage = ({ data }) => {
-    if (data.type === "logout") endSession("logged-out");
+    if (data.type === "logout") endSession(data.reason ?? "logged-out");
     else if (data.type === "refreshed") schedule();
   };
   const navLogout = document.getElementById("nav-logout");

@@ -1,4 +1,5 @@
 // The live protocol visualisation: each step turns active, then done (with its time) or failed.
+// A step that waits for the person (a code to type) shows so, without spinning.
 
 // Screen readers hear each step through the page's polite live region.
 function announce(text) {
@@ -6,12 +7,23 @@ function announce(text) {
   if (status) status.textContent = text;
 }
 
-const ICONS = { waiting: "bi-circle", active: "bi-arrow-repeat", done: "bi-check-circle-fill", failed: "bi-x-circle-fill" };
+const ICONS = {
+  waiting: "bi-circle",
+  input: "bi-keyboard",
+  active: "bi-arrow-repeat",
+  done: "bi-check-circle-fill",
+  failed: "bi-x-circle-fill",
+};
+const SPOKEN = { input: "waiting for you" };
 
 export class Steps {
   constructor(root = document.querySelector("[data-steps]")) {
     this.root = root;
     this.startedAt = new Map();
+    // Each step's own description, to come back to once a failure's message is over.
+    for (const item of root.querySelectorAll("[data-step]")) {
+      item.dataset.message = item.querySelector("[data-step-message]").textContent;
+    }
   }
 
   item(id) {
@@ -24,15 +36,20 @@ export class Steps {
     const icon = item.querySelector(".step-icon");
     icon.classList.remove(...Object.values(ICONS));
     icon.classList.add(ICONS[state]);
-    item.querySelector("[data-step-state]").textContent = state;
+    item.querySelector("[data-step-state]").textContent = SPOKEN[state] ?? state;
     if (time !== undefined) item.querySelector("[data-step-time]").textContent = time;
-    if (message) item.querySelector("[data-step-message]").textContent = message;
+    item.querySelector("[data-step-message]").textContent = message ?? item.dataset.message;
   }
 
   reset() {
     for (const item of this.root.querySelectorAll("[data-step]")) {
       this.set(item.dataset.step, "waiting", { time: "" });
     }
+  }
+
+  // The step needs the person now (a code to type): nothing is being computed yet.
+  awaitInput(id, message) {
+    this.set(id, "input", { time: "", message });
   }
 
   start(id) {
