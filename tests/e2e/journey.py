@@ -39,6 +39,9 @@ def register(page: Page, base: str, username: str, *, stay_logged_in: bool = Fal
         expect(page.get_by_test_id("sessions").locator("tr")).to_have_count(1)  # loaded: nothing in flight
         page.locator("#nav-logout").click()
         expect(page).to_have_url(re.compile(r"/login\?reason=logged-out$"))
+        # The login page fetches its OPAQUE module at once: let it arrive, or the test's next
+        # navigation aborts it.
+        page.wait_for_load_state("networkidle")
     return codes, recovery_codes
 
 
