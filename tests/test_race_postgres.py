@@ -28,7 +28,8 @@ from cypher.services.admin import AdminService
 from cypher.services.audit import AuditTrail
 from cypher.services.client_info import ClientInfo
 from cypher.services.clock import system_clock
-from cypher.services.totp import LOCKOUT_FAILURES, MAX_ATTEMPTS_PER_PASS_AUTH, TOTP_PERIOD_SECONDS
+from cypher.services.totp import LOCKOUT_FAILURES, MAX_ATTEMPTS_PER_PASS_AUTH
+from cypher.services.totp_codes import TOTP_PERIOD_SECONDS
 from cypher.store import Store
 from tests.concurrency import race
 from tests.gunicorn_server import Gunicorn, gunicorn

@@ -9,7 +9,7 @@ import pytest
 
 from cypher.keys import KeyPurpose, KeySet, generate_keyring
 from cypher.services.recovery_codes import RecoveryCodes
-from cypher.services.totp import matching_step, qr_code_data_url
+from cypher.services.totp_codes import matching_step, qr_code_data_url
 
 SECRET = pyotp.random_base32()
 NOW = datetime(2026, 11, 21, 12, 0, 15, tzinfo=UTC)

@@ -2,21 +2,15 @@
 
 Codes are 6 digits over 30-second steps; the current step and one on either side are accepted,
 and each step at most once per account (the last accepted step is stored and only a later one
-passes). Recovery codes (recovery_codes.py) are shown once and stored as keyed hashes.
+passes; totp_codes.py). Recovery codes (recovery_codes.py) are shown once and stored as keyed
+hashes.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-import io
 import math
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import pyotp
-import qrcode
 
 from cypher.domain import STATUS_ACTIVE, STATUS_PENDING
 from cypher.services.audit import AuditTrail, Event, Phase, session_ref
@@ -27,13 +21,15 @@ from cypher.services.recovery_codes import RecoveryCodes
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService, SessionTokens
 from cypher.services.tokens import TokenClaims, TokenPurpose, TokenService
+from cypher.services.totp_codes import (
+    TOTP_PERIOD_SECONDS,
+    matching_step,
+    new_secret,
+    otpauth_uri,
+    qr_code_data_url,
+)
 from cypher.store import Store, Transaction, UserRecord
 
-TOTP_DIGITS = 6
-TOTP_PERIOD_SECONDS = 30
-DRIFT_STEPS = 1
-_DRIFT_ORDER = sorted(range(-DRIFT_STEPS, DRIFT_STEPS + 1), key=abs)  # 0, -1, 1: the likeliest first
-SECRET_BYTES = 20  # 160 bits, as RFC 4226 recommends
 MAX_ATTEMPTS_PER_PASS_AUTH = 5
 # Wrong codes in a row per account, whatever token or session they came with; then it rests.
 LOCKOUT_FAILURES = 10
@@ -60,34 +56,6 @@ class Activated:
     # Enrolment proved the password (OPAQUE registration) and the authenticator in one browser:
     # it opens a session there, as a login's second step does.
     session: SessionTokens
-
-
-def _step(moment: datetime) -> int:
-    return int(moment.timestamp()) // TOTP_PERIOD_SECONDS
-
-
-def matching_step(secret: str, code: str, now: datetime) -> int | None:
-    """The step within the drift window whose code equals `code`, each compared in constant time.
-
-    The current step is tried first and the search stops at a match: a right code from an
-    in-sync device costs one HMAC instead of three. Which step matched is no secret (the
-    answer says the code was right), and the code itself is only ever compared in constant time.
-    """
-    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
-        return None
-    totp = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_SECONDS)
-    current = _step(now)
-    for drift in _DRIFT_ORDER:
-        if hmac.compare_digest(totp.generate_otp(current + drift), code):
-            return current + drift
-    return None
-
-
-def qr_code_data_url(text: str) -> str:
-    image = qrcode.make(text, border=2)
-    buffer = io.BytesIO()
-    image.save(buffer)  # PNG, whichever image factory qrcode chose
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class TotpService:
@@ -117,12 +85,12 @@ class TotpService:
 
     def setup(self, enrollment_token: str) -> TotpEnrollment:
         claims = self._tokens.parse(enrollment_token, TokenPurpose.ENROLL)
-        secret = base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+        secret = new_secret()
         sealed = self._sealer.seal(secret.encode("ascii"), username=claims.subject, purpose=SEALED_TOTP_SECRET)
         with self._store.transaction() as tx:
             user = self._enrolling_user(tx, claims)
             tx.users.set_totp_secret(user.id, sealed, self._clock())
-        uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=self._issuer)
+        uri = otpauth_uri(secret, user.username, self._issuer)
         return TotpEnrollment(user.username, secret, uri, qr_code_data_url(uri))
 
     def verify_setup(self, enrollment_token: str, code: str, client: ClientInfo) -> Activated:
