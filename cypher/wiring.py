@@ -13,10 +13,11 @@ from cypher.services.accounts import AccountService
 from cypher.services.admin import AdminService
 from cypher.services.audit import AuditTrail
 from cypher.services.clock import Clock
+from cypher.services.login import LoginService
 from cypher.services.maintenance import MaintenanceService
-from cypher.services.opaque import OpaqueLifetimes, OpaqueService
 from cypher.services.opaque_protocol import OpaqueProtocol
 from cypher.services.recovery_codes import RecoveryCodes
+from cypher.services.registration import RegistrationLifetimes, RegistrationService
 from cypher.services.regulation import LoginRegulation, RegulationPolicy
 from cypher.services.sealing import Sealer
 from cypher.services.sessions import SessionService
@@ -32,7 +33,8 @@ class Services:
     store: Store
     keyring: KeyRing
     tokens: TokenService
-    opaque: OpaqueService
+    registration: RegistrationService
+    login: LoginService
     sessions: SessionService
     totp: TotpService
     accounts: AccountService
@@ -68,17 +70,26 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         longest_ban=timedelta(seconds=config["LOGIN_LONGEST_BAN"]),
     )
     audit = AuditTrail(store, clock)
-    opaque = OpaqueService(
+    registration = RegistrationService(
         store,
         protocol,
         sealer,
         tokens,
         clock,
-        OpaqueLifetimes(
+        RegistrationLifetimes(
             registration_state=timedelta(seconds=config["REGISTRATION_STATE_TTL"]),
-            login_state=timedelta(seconds=config["LOGIN_STATE_TTL"]),
             pending_account=timedelta(seconds=config["PENDING_TTL"]),
+            password_change=timedelta(seconds=config["LOGIN_STATE_TTL"]),
         ),
+        audit,
+    )
+    login = LoginService(
+        store,
+        protocol,
+        sealer,
+        tokens,
+        clock,
+        timedelta(seconds=config["LOGIN_STATE_TTL"]),
         LoginRegulation(regulation_policy),
         audit,
     )
@@ -97,7 +108,7 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         pending_ttl,
         audit,
     )
-    accounts = AccountService(store, opaque, totp, audit)
+    accounts = AccountService(store, registration, totp, audit)
     maintenance = MaintenanceService(
         store,
         clock,
@@ -109,7 +120,8 @@ def build_services(config: dict[str, Any], keyring: KeyRing, store: Store, clock
         store=store,
         keyring=keyring,
         tokens=tokens,
-        opaque=opaque,
+        registration=registration,
+        login=login,
         sessions=sessions,
         totp=totp,
         accounts=accounts,

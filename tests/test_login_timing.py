@@ -2,7 +2,7 @@
 account and for one without (RFC 9807 section 10.9), judged by a statistical test over thousands
 of paired calls, never against a wall-time limit.
 
-What is timed is what an attacker would aim at: OpaqueService.start_login with a KE1 whose
+What is timed is what an attacker would aim at: LoginService.start_login with a KE1 whose
 blinded element is no group element, so libopaque refuses it at once, after the name's read and
 the choice of record (the only steps that depend on the name) and before its constant-time
 crypto, which would only add noise. The view around it does the same for every name (the same
@@ -29,7 +29,7 @@ from flask import Flask
 
 from cypher.services.client_info import ClientInfo
 from cypher.services.errors import InvalidMessage
-from cypher.services.opaque import OpaqueService
+from cypher.services.login import LoginService
 from cypher.wiring import Services
 from tests.opaque_client import OpaqueActions, start_login
 
@@ -104,10 +104,10 @@ def compare(known_ns: list[int], unknown_ns: list[int]) -> PairedComparison:
     )
 
 
-def cost_ns(opaque: OpaqueService, username: str, ke1: bytes) -> int:
+def cost_ns(login: LoginService, username: str, ke1: bytes) -> int:
     started = time.thread_time_ns()
     try:
-        opaque.start_login(username, ke1, CLIENT)
+        login.start_login(username, ke1, CLIENT)
     except InvalidMessage:
         pass
     else:
@@ -120,17 +120,17 @@ def test_login_init_costs_the_same_for_a_known_and_an_unknown_name(
 ) -> None:
     assert auth.register(KNOWN, PASSWORD).status_code == 201
     ke1 = INVALID_BLINDED_ELEMENT + start_login(PASSWORD).ke1[32:]
-    opaque = services.opaque
+    login = services.login
     order = random.Random(12)
     known_ns: list[int] = []
     unknown_ns: list[int] = []
     for pair in range(WARMUP_PAIRS + PAIRS):
         if order.random() < 0.5:
-            known = cost_ns(opaque, KNOWN, ke1)
-            unknown = cost_ns(opaque, UNKNOWN, ke1)
+            known = cost_ns(login, KNOWN, ke1)
+            unknown = cost_ns(login, UNKNOWN, ke1)
         else:
-            unknown = cost_ns(opaque, UNKNOWN, ke1)
-            known = cost_ns(opaque, KNOWN, ke1)
+            unknown = cost_ns(login, UNKNOWN, ke1)
+            known = cost_ns(login, KNOWN, ke1)
         if pair >= WARMUP_PAIRS:
             known_ns.append(known)
             unknown_ns.append(unknown)

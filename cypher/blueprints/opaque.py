@@ -7,13 +7,13 @@ from flask import Blueprint, Response, jsonify
 from cypher import base64url
 from cypher.http import JsonObject, base64url_field, json_body, string_field
 from cypher.request_auth import client_info, set_pass_auth_cookie
-from cypher.services.opaque import RegistrationStarted
 from cypher.services.opaque_protocol import (
     KE1_BYTES,
     KE3_BYTES,
     REGISTRATION_RECORD_BYTES,
     REGISTRATION_REQUEST_BYTES,
 )
+from cypher.services.registration import RegistrationStarted
 from cypher.wiring import services
 
 bp = Blueprint("opaque", __name__)
@@ -42,7 +42,7 @@ def registration_response(started: RegistrationStarted) -> JsonObject:
 @bp.post("/register/init")
 def register_init() -> JsonObject:
     body = json_body()
-    started = services().opaque.start_registration(
+    started = services().registration.start_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "registrationRequest", REGISTRATION_REQUEST_BYTES),
     )
@@ -52,7 +52,7 @@ def register_init() -> JsonObject:
 @bp.post("/register/finish")
 def register_finish() -> tuple[JsonObject, int]:
     body = json_body()
-    finished = services().opaque.finish_registration(
+    finished = services().registration.finish_registration(
         string_field(body, "username", MAX_USERNAME_FIELD),
         string_field(body, "registrationId", MAX_REGISTRATION_ID_FIELD),
         base64url_field(body, "registrationRecord", REGISTRATION_RECORD_BYTES),
@@ -69,7 +69,7 @@ def register_finish() -> tuple[JsonObject, int]:
 @bp.post("/login/init")
 def login_init() -> JsonObject:
     body = json_body()
-    started = services().opaque.start_login(
+    started = services().login.start_login(
         string_field(body, "username", MAX_USERNAME_FIELD),
         base64url_field(body, "startLoginRequest", KE1_BYTES),
         client_info(),
@@ -85,7 +85,7 @@ def login_init() -> JsonObject:
 @bp.post("/login/finish")
 def login_finish() -> Response:
     body = json_body()
-    finished = services().opaque.finish_login(
+    finished = services().login.finish_login(
         string_field(body, "loginId", MAX_LOGIN_ID_FIELD),
         base64url_field(body, "finishLoginRequest", KE3_BYTES),
         client_info(),
@@ -101,4 +101,4 @@ def login_finish() -> Response:
 
 @bp.get("/api/opaque-config")
 def opaque_config() -> JsonObject:
-    return {"serverId": services().opaque.server_id, "keyStretching": KEY_STRETCHING}
+    return {"serverId": services().login.server_id, "keyStretching": KEY_STRETCHING}

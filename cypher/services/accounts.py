@@ -6,7 +6,7 @@ from __future__ import annotations
 from cypher.services.audit import AuditTrail, Event
 from cypher.services.client_info import ClientInfo
 from cypher.services.errors import InvalidToken
-from cypher.services.opaque import OpaqueService, RegistrationStarted
+from cypher.services.registration import RegistrationService, RegistrationStarted
 from cypher.services.sessions import Principal
 from cypher.services.totp import TotpService
 from cypher.store import Store, Transaction, UserRecord
@@ -20,23 +20,23 @@ def delete_account(tx: Transaction, user: UserRecord) -> None:
 
 
 class AccountService:
-    def __init__(self, store: Store, opaque: OpaqueService, totp: TotpService, audit: AuditTrail) -> None:
+    def __init__(self, store: Store, registration: RegistrationService, totp: TotpService, audit: AuditTrail) -> None:
         self._store = store
-        self._opaque = opaque
+        self._registration = registration
         self._totp = totp
         self._audit = audit
 
     def start_password_change(self, principal: Principal, registration_request: bytes) -> RegistrationStarted:
-        return self._opaque.start_password_change(principal.username, registration_request)
+        return self._registration.start_password_change(principal.username, registration_request)
 
     def finish_password_change(
         self, principal: Principal, registration_record: bytes, code: str, client: ClientInfo
     ) -> int:
         """Store the new OPAQUE record and revoke every other session; returns how many."""
         # A malformed record is refused before the code is spent on it.
-        self._opaque.check_registration_record(registration_record)
+        self._registration.check_registration_record(registration_record)
         user = self._confirmed(principal, code, client)
-        return self._opaque.finish_password_change(
+        return self._registration.finish_password_change(
             user.id, user.username, registration_record, principal.session_id, client
         )
 

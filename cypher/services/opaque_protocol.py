@@ -6,10 +6,14 @@ one. The server has one long-term key skS, so every account shares the server's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import opaque
 import pysodium
+
+from cypher.services.errors import InvalidMessage
 
 REGISTRATION_REQUEST_BYTES = 32
 REGISTRATION_RESPONSE_BYTES = 64
@@ -25,6 +29,9 @@ IDENTITY = bytes(32)  # the encoding of ristretto255's identity element
 
 # An empty context, as @serenity-kit/opaque uses.
 CONTEXT = b""
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class OpaqueProtocolError(Exception):
@@ -121,3 +128,11 @@ class OpaqueProtocol:
 def _require_length(message: bytes, expected: int, name: str) -> None:
     if len(message) != expected:
         raise OpaqueProtocolError(f"{name} must be {expected} bytes, not {len(message)}")
+
+
+def protocol_call(function: Callable[P, R], *arguments: P.args, **keywords: P.kwargs) -> R:
+    """Call into libopaque, turning its refusals into the API's invalid_message."""
+    try:
+        return function(*arguments, **keywords)
+    except OpaqueProtocolError as error:
+        raise InvalidMessage(str(error)) from None

@@ -38,7 +38,7 @@ _USER_COLUMNS = (
 _SELECT_BY_NAME = select(*_USER_COLUMNS).where(users.c.username == bindparam("username"))
 _SELECT_BY_ID = select(*_USER_COLUMNS).where(users.c.id == bindparam("user_id"))
 # One row whether or not the name has an account (the account's, or NULLs), of three columns that
-# need no conversion: /login/init must cost the same for both (services/opaque.py).
+# need no conversion: /login/init must cost the same for both (services/login.py).
 _SELECT_LOGIN_RECORD = select(users.c.id, users.c.opaque_record, users.c.opaque_record_key_id).select_from(
     select(literal(1).label("one")).subquery().outerjoin(users, users.c.username == bindparam("username"))
 )

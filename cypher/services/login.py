@@ -1,21 +1,15 @@
-"""OPAQUE registration and login: the protocol steps, their stored state, and the tokens they earn.
-
-Registration: start (OPRF evaluation; the server secret sealed into the registrationId for
-REGISTRATION_STATE_TTL, nothing stored) and finish (the client's record joins the secret; the
-account exists, pending, with an enrolment token). A password change keeps its secret stored.
-Login: start (KE2 from the stored record, or from a fake record for an unknown name; the login's
-state sealed into the loginId, nothing stored) and finish (the loginId spent, KE3 checked; an
+"""OPAQUE login, the password step: start (KE2 from the stored record, or from a fake record for
+a name without an account or under a login ban; the login's state sealed into the loginId,
+nothing stored but the name's regulation count) and finish (the loginId spent, KE3 checked; an
 active account gets a pass-auth token for the TOTP step).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ParamSpec, TypeVar
 
-from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED, STATUS_PENDING, SealedValue
+from cypher.domain import STATUS_ACTIVE, STATUS_DISABLED
 from cypher.services.audit import AuditTrail, Event, Phase
 from cypher.services.client_info import ClientInfo
 from cypher.services.clock import Clock
@@ -26,51 +20,20 @@ from cypher.services.errors import (
     InvalidCredentials,
     InvalidMessage,
     LoginExpired,
-    PasswordChangeInProgress,
-    RegistrationExpired,
-    UsernameTaken,
 )
 from cypher.services.login_state import NO_RECORD, LoginState, LoginStateSealer, record_fingerprint
-from cypher.services.opaque_protocol import (
-    KE3_BYTES,
-    USER_RECORD_BYTES,
-    OpaqueProtocol,
-    OpaqueProtocolError,
-)
-from cypher.services.registration_state import RegistrationState, RegistrationStateSealer
+from cypher.services.opaque_protocol import KE3_BYTES, USER_RECORD_BYTES, OpaqueProtocol, protocol_call
+from cypher.services.registration import SEALED_OPAQUE_RECORD
 from cypher.services.regulation import Admission, LoginRegulation, Verdict
 from cypher.services.sealing import Sealer
 from cypher.services.tokens import MintedToken, TokenPurpose, TokenService
 from cypher.services.users import canonical_username
-from cypher.store import LoginRecord, OpenRegistration, Store, StoreConflict, Transaction, UserRecord
+from cypher.store import LoginRecord, Store, StoreConflict, Transaction
 
-# What a sealed value holds, bound into its associated data.
-SEALED_OPAQUE_RECORD = "opaque_record"
-SEALED_REGISTRATION_SECRET = "registration_secret"
 # Whom the decoy record is sealed for: no username is empty, so it is no account's.
 DECOY_USERNAME = ""
-# What a stored registration state is for: a password change (a new account's travels sealed in
-# its registrationId); one may be open per username at a time.
-PASSWORD_CHANGE = "password"
 # Spent loginIds past their expiry are garbage, cleared at most this often on the way past.
 SPENT_LOGIN_SWEEP_INTERVAL = timedelta(seconds=60)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class RegistrationStarted:
-    username: str
-    server_id: str
-    registration_response: bytes
-    registration_id: str | None = None  # a new account's; a password change's state is stored
-
-
-@dataclass(frozen=True)
-class RegistrationFinished:
-    username: str
-    enrollment: MintedToken
 
 
 @dataclass(frozen=True)
@@ -87,14 +50,7 @@ class LoginFinished:
     pass_auth: MintedToken
 
 
-@dataclass(frozen=True)
-class OpaqueLifetimes:
-    registration_state: timedelta
-    login_state: timedelta
-    pending_account: timedelta
-
-
-class OpaqueService:
+class LoginService:
     def __init__(
         self,
         store: Store,
@@ -102,7 +58,7 @@ class OpaqueService:
         sealer: Sealer,
         tokens: TokenService,
         clock: Clock,
-        lifetimes: OpaqueLifetimes,
+        login_lifetime: timedelta,
         regulation: LoginRegulation,
         audit: AuditTrail,
     ) -> None:
@@ -110,13 +66,12 @@ class OpaqueService:
         self._protocol = protocol
         self._sealer = sealer
         self._login_states = LoginStateSealer(sealer)
-        self._registration_states = RegistrationStateSealer(sealer)
         self._tokens = tokens
         self._clock = clock
-        self._lifetimes = lifetimes
+        self._login_lifetime = login_lifetime
         self._regulation = regulation
-        self._swept_at: datetime | None = None
         self._audit = audit
+        self._swept_at: datetime | None = None
         # Opened in place of an account's record when the name has none (_answering_record).
         self._decoy_record = sealer.seal(
             bytes(USER_RECORD_BYTES), username=DECOY_USERNAME, purpose=SEALED_OPAQUE_RECORD
@@ -125,97 +80,6 @@ class OpaqueService:
     @property
     def server_id(self) -> str:
         return self._protocol.server_id
-
-    def start_registration(self, raw_username: object, registration_request: bytes) -> RegistrationStarted:
-        username = canonical_username(raw_username)
-        server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
-        now = self._clock()
-        with self._store.transaction(readonly=True) as tx:
-            user = tx.users.by_name(username)
-        if user is not None and not self._abandoned(user, now):
-            raise UsernameTaken()
-        registration_id = self._registration_states.seal(username, RegistrationState(server_secret, now))
-        return RegistrationStarted(
-            username=username,
-            server_id=self.server_id,
-            registration_response=response,
-            registration_id=registration_id,
-        )
-
-    def finish_registration(
-        self, raw_username: object, registration_id: str, registration_record: bytes, client: ClientInfo
-    ) -> RegistrationFinished:
-        username = canonical_username(raw_username)
-        # Check the record first, so a malformed one can be sent again.
-        self.check_registration_record(registration_record)
-        now = self._clock()
-        state = self._registration_states.open(registration_id, username)
-        if state is None or state.started_at + self._lifetimes.registration_state <= now:
-            raise RegistrationExpired()
-        sealed_record = self._sealed_record(username, state.server_secret, registration_record)
-        try:
-            with self._store.transaction() as tx:
-                # Pending accounts past their time free their names.
-                tx.users.delete_pending_created_before(now - self._lifetimes.pending_account)
-                user = tx.users.add_pending(username, sealed_record, now)
-                self._audit.record(tx, Event.REGISTRATION_FINISHED, client, user_id=user.id, username=username)
-        except StoreConflict:
-            raise UsernameTaken() from None  # another registration of the name finished first
-        return RegistrationFinished(username=username, enrollment=self._tokens.mint(TokenPurpose.ENROLL, username))
-
-    def _abandoned(self, user: UserRecord, now: datetime) -> bool:
-        """A pending account past its time: the next registration to finish deletes it."""
-        return user.status == STATUS_PENDING and user.created_at <= now - self._lifetimes.pending_account
-
-    def start_password_change(self, username: str, registration_request: bytes) -> RegistrationStarted:
-        """OPAQUE re-registration of an existing account; the caller has authenticated it."""
-        server_secret, response = _protocol_call(self._protocol.registration_response, registration_request)
-        sealed_secret = self._sealer.seal(server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET)
-        now = self._clock()
-        try:
-            with self._store.transaction() as tx:
-                # Only the login TTL holds the account: a client that gave up can start again
-                # a minute later.
-                tx.registrations.open(username, PASSWORD_CHANGE, sealed_secret, now, now + self._lifetimes.login_state)
-        except StoreConflict:
-            raise PasswordChangeInProgress() from None
-        return RegistrationStarted(username=username, server_id=self.server_id, registration_response=response)
-
-    def check_registration_record(self, registration_record: bytes) -> None:
-        _protocol_call(self._protocol.check_registration_record, registration_record)
-
-    def finish_password_change(
-        self, user_id: int, username: str, registration_record: bytes, keep_session_id: str, client: ClientInfo
-    ) -> int:
-        """Store the new record and end everything the old password opened: every session but
-        `keep_session_id`; pass-auth tokens issued before now, through password_changed_at; logins
-        in flight, because their record is no longer the stored one (login_state.py). Returns how
-        many sessions ended."""
-        self.check_registration_record(registration_record)
-        now = self._clock()
-        revoked: int | None = None
-        with self._store.transaction() as tx:
-            state = _live(tx.registrations.take(username, PASSWORD_CHANGE), now)
-            user = tx.users.by_id(user_id, lock=True)
-            if state is not None and user is not None and user.username == username:
-                server_secret = self._sealer.open(
-                    state.server_secret, username=username, purpose=SEALED_REGISTRATION_SECRET
-                )
-                tx.users.set_opaque_record(
-                    user_id, self._sealed_record(username, server_secret, registration_record), now
-                )
-                revoked = tx.sessions.revoke_live(now, user_id=user_id, keep_session_id=keep_session_id)
-                self._audit.record(
-                    tx, Event.PASSWORD_CHANGED, client, user_id=user_id, username=username, sessions=revoked
-                )
-        if revoked is None:
-            raise RegistrationExpired("The password change has expired; start again.")
-        return revoked
-
-    def _sealed_record(self, username: str, server_secret: bytes, registration_record: bytes) -> SealedValue:
-        """The user's OPAQUE record, made from the kept server secret and the client's record, sealed."""
-        record = self._protocol.user_record(server_secret, registration_record)
-        return self._sealer.seal(record, username=username, purpose=SEALED_OPAQUE_RECORD)
 
     def start_login(self, raw_username: object, ke1: bytes, client: ClientInfo) -> LoginStarted:
         username = canonical_username(raw_username)
@@ -227,7 +91,7 @@ class OpaqueService:
         # A banned name answers as a name without an account: the client sees a wrong password.
         answering = user if admission.admitted else None
         record, fingerprint = self._answering_record(username, answering)
-        response = _protocol_call(self._protocol.login_response, ke1, record, username)
+        response = protocol_call(self._protocol.login_response, ke1, record, username)
         login_id = self._login_states.seal(
             LoginState(
                 username=username,
@@ -266,7 +130,7 @@ class OpaqueService:
             # Not a loginId of this deployment: never issued, or altered.
             raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, None, None)
         state = opened.state
-        expires_at = state.started_at + self._lifetimes.login_state
+        expires_at = state.started_at + self._login_lifetime
         if expires_at <= now:
             raise self._login_failed(LoginExpired(), Phase.EXPIRED, client, state.user_id, state.username)
         # A wrong KE3 and an unknown name look alike, and cost the same statements below.
@@ -334,15 +198,3 @@ class OpaqueService:
             return False
         self._swept_at = now
         return True
-
-
-def _live(state: OpenRegistration | None, now: datetime) -> OpenRegistration | None:
-    return state if state is not None and state.expires_at > now else None
-
-
-def _protocol_call(function: Callable[P, R], *arguments: P.args, **keywords: P.kwargs) -> R:
-    """Call into libopaque, turning its refusals into the API's invalid_message."""
-    try:
-        return function(*arguments, **keywords)
-    except OpaqueProtocolError as error:
-        raise InvalidMessage(str(error)) from None
