@@ -71,23 +71,6 @@ def test_the_whole_journey(context: BrowserContext, page: Page, server: LiveServ
     expect(page.get_by_test_id("username")).to_have_text("alice")
 
 
-@pytest.mark.parametrize("e2e_overrides", [{"PASS_AUTH_TTL": 2}], indirect=True)
-def test_an_expired_password_step_starts_over(
-    page: Page, server: LiveServer, problems: Problems, e2e_overrides: dict[str, object]
-) -> None:
-    codes, _ = register(page, server.url, "bob")
-    password_step(page, server.url, "bob", PASSWORD)
-    expect(page.get_by_label("Code from your authenticator app")).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(3000)  # the pass-auth token lives 2 s here
-    problems.expect_once("status of 401")
-    page.get_by_label("Code from your authenticator app").fill(codes.next())
-    expect(page.locator("#login-error")).to_have_text(
-        "The time for the second step ran out. Log in with your password again."
-    )
-    expect(page.get_by_label("Password")).to_be_visible()
-    expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
-
-
 def test_pages_are_served_with_a_strict_csp(page: Page, server: LiveServer) -> None:
     for path in ("/", "/register", "/login", "/account"):
         response = page.goto(f"{server.url}{path}")

@@ -124,6 +124,8 @@ def test_a_reopened_second_step_starts_empty(
     expect(page.locator("#login-error")).to_have_text(
         "The time for the second step ran out. Log in with your password again."
     )
+    expect(page.get_by_label("Password")).to_be_visible()  # the login starts over
+    expect(page.locator('[data-step="totp"]')).to_have_attribute("data-state", "failed")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_label("Code from your authenticator app")).to_be_visible(timeout=TIMEOUT_MS)
