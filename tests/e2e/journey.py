@@ -69,6 +69,7 @@ def log_in(
     page.get_by_label("Code from your authenticator app").fill(code)
     expect(page).to_have_url(f"{base}/", timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("username")).to_have_text(username)
+    page.wait_for_load_state("networkidle")  # the dashboard's own requests, before the test moves on
 
 
 def change_password(page: Page, base: str, username: str, new_password: str, code: str) -> None:
