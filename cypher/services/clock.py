@@ -6,10 +6,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def to_microseconds(moment: datetime) -> int:
+    """Microseconds since the Unix epoch: a time packed into a sealed id, exactly."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_microseconds(microseconds: int) -> datetime:
+    return _EPOCH + microseconds * _MICROSECOND
 
 
 class ManualClock:

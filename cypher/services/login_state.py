@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pysodium
 
 from cypher.domain import SealedValue
+from cypher.services.clock import from_microseconds, to_microseconds
 from cypher.services.opaque_protocol import EXPECTED_AUTH_BYTES
 from cypher.services.sealing import Sealer, SealError, parse_sealed_id, sealed_id
 from cypher.services.users import USERNAME_LENGTH
@@ -28,8 +29,6 @@ NO_USER = 0  # user ids start at 1
 # Started (microseconds since the epoch), user id, record fingerprint, expected KE3, the name
 # (NUL-padded): a fixed size, so every loginId has one length whatever the name (RFC 9807 section 10.9).
 _LAYOUT = struct.Struct(f">QQ{RECORD_FINGERPRINT_BYTES}s{EXPECTED_AUTH_BYTES}s{USERNAME_LENGTH}s")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class LoginStateSealer:
         if len(state.record_fingerprint) != RECORD_FINGERPRINT_BYTES:
             raise ValueError(f"a record fingerprint is {RECORD_FINGERPRINT_BYTES} bytes")
         plaintext = _LAYOUT.pack(
-            (state.started_at - _EPOCH) // _MICROSECOND,
+            to_microseconds(state.started_at),
             NO_USER if state.user_id is None else state.user_id,
             state.record_fingerprint,
             state.expected_client_auth,
@@ -91,6 +90,6 @@ class LoginStateSealer:
             user_id=None if user_id == NO_USER else user_id,
             record_fingerprint=fingerprint,
             expected_client_auth=expected_client_auth,
-            started_at=_EPOCH + started_us * _MICROSECOND,
+            started_at=from_microseconds(started_us),
         )
         return OpenedLogin(state, pysodium.crypto_generichash(sealed.ciphertext).hex())

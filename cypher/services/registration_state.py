@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
+from cypher.services.clock import from_microseconds, to_microseconds
 from cypher.services.opaque_protocol import SERVER_REGISTRATION_SECRET_BYTES
 from cypher.services.sealing import Sealer, SealError, parse_sealed_id, sealed_id
 
 SEALED_REGISTRATION_STATE = "registration_state"
 # Started (microseconds since the epoch), then the server's registration secret.
 _LAYOUT = struct.Struct(f">Q{SERVER_REGISTRATION_SECRET_BYTES}s")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class RegistrationStateSealer:
         self._sealer = sealer
 
     def seal(self, username: str, state: RegistrationState) -> str:
-        plaintext = _LAYOUT.pack((state.started_at - _EPOCH) // _MICROSECOND, state.server_secret)
+        plaintext = _LAYOUT.pack(to_microseconds(state.started_at), state.server_secret)
         return sealed_id(self._sealer.seal(plaintext, username=username, purpose=SEALED_REGISTRATION_STATE))
 
     def open(self, registration_id: str, username: str) -> RegistrationState | None:
@@ -51,4 +50,4 @@ class RegistrationStateSealer:
             started_us, server_secret = _LAYOUT.unpack(plaintext)
         except (SealError, struct.error):
             return None
-        return RegistrationState(server_secret=server_secret, started_at=_EPOCH + started_us * _MICROSECOND)
+        return RegistrationState(server_secret=server_secret, started_at=from_microseconds(started_us))
